@@ -1,0 +1,63 @@
+"""`decouple` — the command line. Each subcommand lives in its own module exposing
+
+    add_arguments(parser: argparse.ArgumentParser) -> None
+    run(args: argparse.Namespace) -> int
+
+and is imported only when it is registered, so `decouple --help` stays import-light.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name -> (module, one-line help). Order is the order shown in --help.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "eval": ("orchestrator.evaluate", "evaluate a model (full or decoupled at a split) on QA or pair data"),
+    "bench": ("orchestrator.bench", "time full vs decoupled (live and cached) models against the FLOPs bound"),
+    "train": ("orchestrator.train", "fine-tune a teacher or distil a decoupled student on Ray Train"),
+    "cache": ("orchestrator.cache_cli", "build / verify a sharded Parquet passage cache with Ray Data"),
+    "answer": ("orchestrator.answer", "answer a question from a passage cache"),
+    "sweep": ("orchestrator.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),
+    "report": ("orchestrator.report", "print a sweep's Pareto table and recommend a configuration"),
+}
+
+
+class UserError(Exception):
+    """Bad input from the user: printed as one line, exit code 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="decouple",
+        description="Decoupled (DeFormer-style) transformers: evaluate, benchmark, train, cache and sweep.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # subcommand not shipped in this build
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "_run"):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (UserError, ValueError, FileNotFoundError) as err:
+        print(f"decouple {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
