@@ -1,0 +1,54 @@
+"""The decoupling settings of a model: where to split, how to compress and store passage states."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+CACHE_DTYPES = ("fp32", "fp16", "int8")
+TASKS = ("qa", "pair")
+
+
+@dataclass(frozen=True)
+class DecoupledConfig:
+    """How a pre-trained encoder is decoupled. Saved in the checkpoint's ``config.json`` under ``"decoupled"``."""
+
+    split: int = 0
+    """k: the lower k layers run on question and passage separately, the upper L-k jointly. 0 = the original model."""
+    compression_ratio: int = 1
+    """r: passage states are compressed d -> d/r after the lower part and decompressed before the upper part. 1 = off."""
+    cache_dtype: str = "fp32"
+    """How `encode_passage` stores states: fp32, fp16, or int8 (symmetric, one fp32 scale per window and channel)."""
+    max_question_len: int = 64
+    """Q: the question segment `[CLS] q [SEP]` is padded/truncated to this many tokens."""
+    cross_embeddings: bool = False
+    """Add fresh position/segment embeddings (copies of the originals) at the start of the upper part (split >= 1)."""
+    task: str = "qa"
+    """qa = extractive span QA (start/end logits); pair = sentence-pair classification."""
+    num_labels: int = 2
+    """Classes for task 'pair' (ignored for 'qa')."""
+
+    def __post_init__(self) -> None:
+        if self.split < 0:
+            raise ValueError(f"split={self.split} is negative; use a split in [0, num_layers]")
+        if self.compression_ratio < 1:
+            raise ValueError(f"compression_ratio={self.compression_ratio} must be >= 1 (1 turns compression off)")
+        if self.cache_dtype not in CACHE_DTYPES:
+            raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
+        if self.max_question_len < 3:
+            raise ValueError(f"max_question_len={self.max_question_len} leaves no room for [CLS] q [SEP]; use >= 3")
+        if self.task not in TASKS:
+            raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
+        if self.task == "pair" and self.num_labels < 2:
+            raise ValueError(f"num_labels={self.num_labels} must be >= 2 for task 'pair'")
+
+    def check_against(self, num_layers: int, width: int) -> None:
+        """Raise if this config cannot apply to an encoder of ``num_layers`` whose lower output is ``width`` wide."""
+        if self.split > num_layers:
+            raise ValueError(f"split={self.split} is larger than the model's {num_layers} layers; use 0..{num_layers}")
+        if width % self.compression_ratio:
+            raise ValueError(
+                f"compression_ratio={self.compression_ratio} does not divide the hidden size {width}; "
+                f"use a divisor of {width} (e.g. 1, 2, 3, 4, 6, 8)"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
