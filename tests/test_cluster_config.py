@@ -1,0 +1,29 @@
+"""cluster.yaml is checked by Ray's own cluster-config machinery (defaults merged, then the JSON schema)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from ray.autoscaler._private.util import prepare_config, validate_config
+
+CLUSTER_YAML = Path(__file__).parents[1] / "cluster.yaml"
+
+
+def load() -> dict:
+    return yaml.safe_load(CLUSTER_YAML.read_text())
+
+
+def test_cluster_yaml_passes_rays_schema():
+    validate_config(prepare_config(load()))
+
+
+def test_image_matches_the_pinned_ray_version():
+    import ray
+
+    assert load()["docker"]["image"] == f"rayproject/ray:{ray.__version__}-py311-gpu"
+
+
+def test_dashboard_and_mlflow_are_not_bound_to_public_addresses():
+    commands = " ".join(load()["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in commands
+    assert "mlflow server" in commands and "0.0.0.0" not in commands
