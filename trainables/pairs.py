@@ -1,0 +1,305 @@
+"""Load sentence-pair classification data (MRPC / QQP / MNLI / RTE style) and turn it into ``PairFeatures``.
+
+Sources: a local ``.tsv`` (GLUE layouts, MRPC's original layout, or any header naming the two sentence columns
+and the label), a local ``.jsonl`` (one object per line), or a ``datasets`` name (``glue/mrpc``,
+``nyu-mll/glue:rte``, any ``name[:config]`` or local dataset folder). Column names are matched through the
+aliases below, so ``question1/question2`` (QQP) and ``premise/hypothesis`` (MNLI) work unchanged.
+
+Labels become class indices into ``label_names``: fixed names for layouts with numeric labels (MRPC, QQP), the
+GLUE order for the entailment label sets, ``"0".."n"`` for other numeric labels and the sorted set otherwise.
+A bad row is skipped with one line naming the file, the row (its id, or its line) and the field.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from trainables.data_errors import DataError, LoadReport, problem_line
+from trainables.features import PairExample, PairFeatures
+from trainables.qa_features import pad_ids
+
+SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
+SENTENCE2_COLUMNS = ("sentence2", "question2", "hypothesis", "#2 String")
+LABEL_COLUMNS = ("label", "gold_label", "is_duplicate", "Quality")
+ID_COLUMNS = ("id", "idx", "index", "pairID")
+MRPC_ID_COLUMNS = ("#1 ID", "#2 ID")
+
+# Label columns whose values are class indices with conventional names.
+NUMERIC_LABEL_NAMES = {
+    "Quality": ("not_paraphrase", "paraphrase"),
+    "is_duplicate": ("not_duplicate", "duplicate"),
+}
+# String label sets in the order GLUE (and the hub's ClassLabel) numbers them.
+KNOWN_LABEL_ORDERS = (
+    ("entailment", "not_entailment"),
+    ("entailment", "neutral", "contradiction"),
+)
+GLUE_HUB_NAME = "nyu-mll/glue"
+_MISSING_LABELS = ("", "-")
+
+
+class _BadRow(Exception):
+    def __init__(self, field_name: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field_name = field_name
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class _RawPair:
+    """One row before checking; ``ref`` is how problem lines name it (its id, or ``at line N``)."""
+
+    ref: str
+    example_id: str
+    fields: dict[str, object]
+    """Column name -> value for sentence1, sentence2 and label, keyed by the name used in the source."""
+    columns: tuple[str, str, str]
+    """The source's names for (sentence1, sentence2, label)."""
+    problem: tuple[str, str] | None = None
+    """``(field, detail)`` found while reading (a TSV row of the wrong width); the row is skipped."""
+
+
+def load_pairs(source: str, *, split: str = "train",
+               limit: int | None = None) -> tuple[list[PairExample], tuple[str, ...], LoadReport]:
+    """Load pair examples (at most ``limit``); returns them, the label names and the kept/skipped report.
+
+    ``split`` is used only for ``datasets`` names. Raises ``DataError`` when the whole source is unusable.
+    """
+    if limit is not None and limit < 0:
+        raise ValueError(f"load_pairs: limit = {limit}; use None or a count >= 0")
+    if source.endswith(".tsv"):
+        report = LoadReport(Path(source).name)
+        rows, fixed_names = _tsv_rows(Path(source))
+    elif source.endswith(".jsonl"):
+        report = LoadReport(Path(source).name)
+        rows, fixed_names = _jsonl_rows(Path(source), report), None
+    else:
+        report = LoadReport(source)
+        rows, fixed_names = _hub_rows(source, split)
+    examples, names = _check_rows(list(rows), fixed_names, report, limit)
+    return examples, names, report
+
+
+def build_pair_features(examples: list[PairExample], tokenizer, *, max_question_len: int, max_passage_len: int,
+                        label_names: tuple[str, ...] = ()) -> PairFeatures:
+    """``[CLS] sentence1 [SEP]`` padded to ``max_question_len``; ``sentence2 [SEP]`` padded to ``max_passage_len``.
+
+    Both are truncated to fit (pair sentences are short; truncation is the standard GLUE treatment).
+    """
+    if max_question_len < 2 or max_passage_len < 1:
+        raise ValueError(f"build_pair_features: max_question_len = {max_question_len}, max_passage_len = "
+                         f"{max_passage_len}; use at least 2 and 1 (room for the special tokens)")
+    firsts = [ex.sentence1 for ex in examples]
+    seconds = [ex.sentence2 for ex in examples]
+    pad = tokenizer.pad_token_id
+    question = pad_ids(_ids(tokenizer, firsts, max_question_len - 2, framed=True), max_question_len, pad)
+    passage = pad_ids(_ids(tokenizer, seconds, max_passage_len - 1, framed=False), max_passage_len, pad)
+    return PairFeatures(
+        question_ids=question[0],
+        question_mask=question[1],
+        passage_ids=passage[0],
+        passage_mask=passage[1],
+        labels=torch.tensor([ex.label for ex in examples], dtype=torch.long),
+        examples=list(examples),
+        label_names=tuple(label_names),
+    )
+
+
+def _ids(tokenizer, texts: list[str], room: int, *, framed: bool) -> list[list[int]]:
+    """Token ids truncated to ``room``, then ``[CLS] .. [SEP]`` when ``framed`` else ``.. [SEP]``."""
+    encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    head = [tokenizer.cls_token_id] if framed else []
+    return [head + ids[:room] + [tokenizer.sep_token_id] for ids in encoded]
+
+
+def _pick(names: Iterable[str], aliases: tuple[str, ...]) -> str | None:
+    present = set(names)
+    return next((a for a in aliases if a in present), None)
+
+
+def _columns(names: list[str], source: str) -> tuple[str, str, str]:
+    """The (sentence1, sentence2, label) column names; ``DataError`` when one has no alias in ``names``."""
+    chosen = (_pick(names, SENTENCE1_COLUMNS), _pick(names, SENTENCE2_COLUMNS), _pick(names, LABEL_COLUMNS))
+    if None in chosen:
+        raise DataError(f"{source}: columns {names} lack a sentence or label column; name them sentence1, "
+                        "sentence2, label (question1/question2, premise/hypothesis and MRPC's "
+                        "#1 String/#2 String/Quality also work)")
+    return chosen  # type: ignore[return-value]
+
+
+def _row_id(row: dict[str, object], where: str) -> tuple[str, str]:
+    """``(ref, example_id)``: the row's id column(s) when present, else its position."""
+    if all(c in row for c in MRPC_ID_COLUMNS):
+        example_id = "_".join(str(row[c]) for c in MRPC_ID_COLUMNS)
+    else:
+        column = _pick(row, ID_COLUMNS)
+        example_id = str(row[column]) if column else ""
+    if not example_id.strip():
+        return f"at {where}", where.replace(" ", "-")
+    return f"{example_id} ({where})", example_id
+
+
+def _raw(row: dict[str, object], where: str, columns: tuple[str, str, str],
+         problem: tuple[str, str] | None = None) -> _RawPair:
+    ref, example_id = _row_id(row, where)
+    return _RawPair(ref, example_id, {c: row.get(c) for c in columns}, columns, problem)
+
+
+def _tsv_rows(path: Path) -> tuple[list[_RawPair], tuple[str, ...] | None]:
+    """Rows of a TSV read without quote handling (MRPC text contains bare quote characters)."""
+    lines = _read_lines(path)
+    header = lines[0].split("\t") if lines else []
+    columns = _columns(header, path.name)
+    rows: list[_RawPair] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        values = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE))
+        rows.append(_raw(dict(zip(header, values)), f"line {number}", columns, _width_problem(header, values)))
+    return rows, NUMERIC_LABEL_NAMES.get(columns[2])
+
+
+def _width_problem(header: list[str], values: list[str]) -> tuple[str, str] | None:
+    if len(values) == len(header):
+        return None
+    widths = f"the row has {len(values)} tab-separated fields, the header {len(header)}"
+    if len(values) < len(header):
+        return header[len(values)], f"is missing: {widths}; fill the gap or remove the row"
+    return "row", f"is too wide: {widths}; remove the stray tab"
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise DataError(f"{path}: no such file; check the path")
+    try:
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "save the file as UTF-8") from None
+
+
+def _jsonl_rows(path: Path, report: LoadReport) -> Iterator[_RawPair]:
+    """One row per non-blank line; a line that is not a JSON object is skipped with a problem line."""
+    for number, line in enumerate(_read_lines(path), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as err:
+            report.skip(problem_line(report.source, f"at line {number}", "line",
+                                     f"is not valid JSON ({err.msg} at column {err.colno}); fix the line"))
+            continue
+        if not isinstance(row, dict):
+            report.skip(problem_line(report.source, f"at line {number}", "line",
+                                     'is not a JSON object; write {"sentence1": ..., "sentence2": ..., "label": ...}'))
+            continue
+        columns = tuple(_pick(row, aliases) or aliases[0]
+                        for aliases in (SENTENCE1_COLUMNS, SENTENCE2_COLUMNS, LABEL_COLUMNS))
+        yield _raw(row, f"line {number}", columns)  # type: ignore[arg-type]
+
+
+def hub_name(source: str) -> tuple[str, str | None]:
+    """``(dataset, config)`` for ``datasets.load_dataset``.
+
+    ``glue/mrpc`` and ``nyu-mll/glue:mrpc`` both give ``("nyu-mll/glue", "mrpc")``; other names have no config.
+    """
+    if ":" in source:
+        name, _, config = source.rpartition(":")
+        return name, config or None
+    if source.startswith("glue/"):
+        return GLUE_HUB_NAME, source.removeprefix("glue/")
+    return source, None
+
+
+def _hub_rows(source: str, split: str) -> tuple[list[_RawPair], tuple[str, ...] | None]:
+    name, config = hub_name(source)
+    try:
+        import datasets
+
+        dataset = datasets.load_dataset(name, config, split=split)
+    except Exception as err:  # any failure of the hub/cache path is the same user-facing problem
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DataError(f"{source}: datasets.load_dataset({name!r}, {config!r}, split={split!r}) failed "
+                        f"({type(err).__name__}: {first_line}); check the name, config and split, or pass a "
+                        "local .tsv/.jsonl file") from None
+    columns = _columns(list(dataset.column_names), source)
+    label_feature = dataset.features[columns[2]]
+    fixed = tuple(label_feature.names) if hasattr(label_feature, "names") else None
+    return [_raw(row, f"row {n}", columns) for n, row in enumerate(dataset)], fixed
+
+
+def _check_rows(rows: list[_RawPair], fixed_names: tuple[str, ...] | None, report: LoadReport,
+                limit: int | None) -> tuple[list[PairExample], tuple[str, ...]]:
+    """Keep good rows (up to ``limit``), skip bad ones with one line each; returns examples and label names."""
+    names = fixed_names or _label_names([_label_text(r) for r in rows])
+    examples: list[PairExample] = []
+    for raw in rows:
+        if limit is not None and len(examples) >= limit:
+            break
+        try:
+            examples.append(_example(raw, names))
+        except _BadRow as bad:
+            report.skip(problem_line(report.source, raw.ref, bad.field_name, bad.detail))
+    report.kept = len(examples)
+    return examples, names
+
+
+def _label_text(raw: _RawPair) -> str:
+    value = raw.fields.get(raw.columns[2])
+    return "" if value is None else str(value).strip()
+
+
+def _label_names(labels: list[str]) -> tuple[str, ...]:
+    """Names for free-form labels: ``"0".."max"`` when all are integers, else a known GLUE order, else sorted.
+
+    A file using two or more labels of a known order is taken to use that order, so a stray label there
+    (``maybe`` among ``entailment``/``not_entailment``) is a bad row rather than a new class.
+    """
+    seen = {label for label in labels if label not in _MISSING_LABELS}
+    numbers = [int(label) for label in seen if _is_int(label)]
+    if seen and len(numbers) == len(seen):
+        return tuple(str(i) for i in range(max(max(numbers), 0) + 1))
+    for order in KNOWN_LABEL_ORDERS:
+        if seen <= set(order) or len(seen & set(order)) >= 2:
+            return order
+    return tuple(sorted(seen))
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _example(raw: _RawPair, names: tuple[str, ...]) -> PairExample:
+    if raw.problem:
+        raise _BadRow(*raw.problem)
+    first, second, label_column = raw.columns
+    return PairExample(
+        id=raw.example_id,
+        sentence1=_sentence(raw.fields.get(first), first),
+        sentence2=_sentence(raw.fields.get(second), second),
+        label=_label_index(_label_text(raw), label_column, names),
+    )
+
+
+def _sentence(value: object, column: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _BadRow(column, "is missing or empty; fill in the sentence or remove the row")
+    return value
+
+
+def _label_index(label: str, column: str, names: tuple[str, ...]) -> int:
+    """Index of ``label``: its position in ``names``, or the label itself when it is an index (MRPC, hub)."""
+    if label in _MISSING_LABELS:
+        raise _BadRow(column, "is missing; label the row or remove it")
+    if label in names:
+        return names.index(label)
+    if _is_int(label) and 0 <= int(label) < len(names):
+        return int(label)
+    if _is_int(label) and int(label) < 0:
+        raise _BadRow(column, f"= {label} marks an unlabelled row (a test split?); use a labelled split or file")
+    raise _BadRow(column, f"= {label!r} is not one of {list(names)}; fix the label")
