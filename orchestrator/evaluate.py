@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN
 from trainables.model_source import DEFAULT_MODEL
@@ -29,9 +29,9 @@ class EvalOptions:
     data_split: str = "validation"
     """Split name for hub datasets."""
     max_passage_len: int = MAX_PASSAGE_LEN
-    """P: passage window length in tokens, [SEP] included."""
+    """P: passage window length in tokens, [SEP] included (with --cache: the cache's)."""
     doc_stride: int = DOC_STRIDE
-    """Overlap between consecutive windows."""
+    """Overlap between consecutive windows (with --cache: the cache's)."""
     limit: int | None = None
     """Evaluate only the first N examples."""
     batch_size: int = 32
@@ -86,6 +86,7 @@ def _evaluate_qa(options: EvalOptions) -> dict:
     from trainables.qa_features import build_qa_features
     from trainables.squad import load_squad
 
+    options = _with_cache_settings(options)
     examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
     model = load_model(options)
     features, feature_report = build_qa_features(
@@ -114,12 +115,25 @@ def _evaluate_pairs(options: EvalOptions) -> dict:
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
 
 
+def _with_cache_settings(options: EvalOptions) -> EvalOptions:
+    """With --cache, unset model and window settings come from the cache's manifest (conflicts are refused later)."""
+    if not options.cache:
+        return options
+    from trainables.cache_format import read_manifest
+
+    manifest = read_manifest(options.cache)
+    cached = {k: getattr(manifest, k) for k in ("split", "compression_ratio", "cache_dtype")}
+    unset = {k: v for k, v in cached.items() if getattr(options, k) is None}
+    window = {"max_passage_len": manifest.max_passage_len, "doc_stride": manifest.doc_stride}
+    return replace(options, **unset, **window)
+
+
 def _cache_provider(options: EvalOptions, model, features):
     if not options.cache:
         return None
     from trainables.cached_passages import cached_state_provider
 
-    return cached_state_provider(options.cache, model, features)
+    return cached_state_provider(options.cache, model, features, doc_stride=options.doc_stride)
 
 
 def _result(metrics: dict, model, seconds: float, rows: int, reports) -> dict:

@@ -1,0 +1,90 @@
+"""`decouple answer`: answer one question from a passage cache, running only the question side and the upper layers.
+
+The model is loaded with the cache's split, ratio and dtype, and the cache is refused unless that model built it;
+the search itself is ``trainables.cached_passages.answer_from_cache``. Torch and transformers are imported only
+when the command runs, so ``decouple --help`` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass
+
+from orchestrator.cli import UserError
+
+
+@dataclass(frozen=True)
+class AnswerOptions:
+    """One `decouple answer`."""
+
+    model: str
+    """The checkpoint the cache was built with (directory or 'minilm-l6')."""
+    cache: str
+    """The cache directory."""
+    question: str
+    """The question text."""
+    passage_id: str | None = None
+    """Search only this passage's windows; None searches every cached window."""
+    batch_size: int = 64
+    """Windows per upper-layer call."""
+    n_best: int = 20
+    """Top start and end tokens considered per window (as in evaluation)."""
+    max_answer_len: int = 30
+    """Longest answer in tokens (as in evaluation)."""
+    device: str = "cpu"
+    """Torch device for the model."""
+
+    def __post_init__(self) -> None:
+        if not self.question.strip():
+            raise ValueError('question is empty; pass --question "..."')
+        for name in ("batch_size", "n_best", "max_answer_len"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+
+
+def answer(options: AnswerOptions):
+    """Open the cache, load the model with the cache's decoupling settings, check they match, answer.
+
+    Returns ``trainables.cached_passages.CachedAnswer``.
+    """
+    from trainables.cached_passages import PassageCache, answer_from_cache
+    from trainables.decoupled import DecoupledModel
+    from trainables.model_source import resolve_model
+
+    cache = PassageCache(options.cache)
+    cache.keys(options.passage_id)  # an unknown passage fails before the model loads
+    model = DecoupledModel.from_pretrained(resolve_model(options.model), **cache.model_overrides())
+    if model.tokenizer is None:
+        raise UserError(f"model {options.model}: no tokenizer files in the checkpoint; save the tokenizer beside it")
+    cache.check_model(model)
+    return answer_from_cache(model, cache, options.question, passage_id=options.passage_id,
+                             batch_size=options.batch_size, n_best=options.n_best,
+                             max_answer_len=options.max_answer_len, device=options.device)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    d = AnswerOptions
+    parser.add_argument("--model", required=True, help="checkpoint the cache was built with (dir or 'minilm-l6')")
+    parser.add_argument("--cache", required=True, help="cache directory (decouple cache build --out)")
+    parser.add_argument("--question", required=True, help="the question")
+    parser.add_argument("--passage-id", help="search only this passage (default: every cached window)")
+    parser.add_argument("--batch-size", type=int, default=d.batch_size, help="windows per upper-layer call")
+    parser.add_argument("--max-answer-len", type=int, default=d.max_answer_len, help="longest answer in tokens")
+    parser.add_argument("--device", default=d.device, help="torch device, e.g. cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print the answer as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    options = AnswerOptions(model=args.model, cache=args.cache, question=args.question, passage_id=args.passage_id,
+                            batch_size=args.batch_size, max_answer_len=args.max_answer_len, device=args.device)
+    result = answer(options)
+    if args.json:
+        record = asdict(result)
+        record["score"] = record["score"] if math.isfinite(record["score"]) else None
+        print(json.dumps(record))
+    else:
+        print(result.text)
+        print(f"(passage {result.passage_id}, window {result.window}, chars {result.char_start}-{result.char_end}, "
+              f"score {result.score:.3f})")
+    return 0
