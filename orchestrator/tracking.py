@@ -1,0 +1,149 @@
+"""MLflow bookkeeping with explicit ids: where runs go, and how params, metrics and artifacts reach them.
+
+Everything goes through an `MlflowClient` built from the URI given, never the fluent API: `mlflow.set_experiment`
+sets the process-wide ``MLFLOW_EXPERIMENT_ID`` that later helpers silently prefer, which breaks nested sweep runs.
+MLflow 3.x refuses ``file:`` stores, so the local default is a sqlite database (`default_tracking_uri`).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
+from ray.train import UserCallback
+
+SQLITE_PREFIX = "sqlite:///"
+PARENT_RUN_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def default_tracking_uri(root: Path) -> str:
+    """``sqlite:///<abs root>/mlflow.db`` — the embedded store (the database file is created on first use)."""
+    return SQLITE_PREFIX + str((Path(root) / "mlflow.db").resolve())
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where one training run is recorded."""
+
+    uri: str
+    """Tracking URI: ``sqlite:///path/mlflow.db`` (a relative path is made absolute here) or ``http(s)://host:port``."""
+    experiment: str
+    """Experiment name; created on first use."""
+    run_name: str | None = None
+    """Display name of the run; None lets MLflow pick one."""
+    parent_run_id: str | None = None
+    """Makes the run a nested child of this run (e.g. one trial of a sweep)."""
+
+    def __post_init__(self) -> None:
+        scheme = self.uri.partition("://")[0] if "://" in self.uri else ""
+        if not scheme or scheme == "file":
+            raise ValueError(
+                f"uri={self.uri!r}: MLflow 3.x refuses file stores; use {SQLITE_PREFIX}/abs/path/mlflow.db "
+                "(default_tracking_uri) or http://host:port"
+            )
+        if self.uri.startswith(SQLITE_PREFIX) and not self.uri.startswith(SQLITE_PREFIX + "/"):
+            # Ray workers and the Train controller run in other working directories: pin the file now.
+            object.__setattr__(self, "uri", SQLITE_PREFIX + str(Path(self.uri[len(SQLITE_PREFIX):]).resolve()))
+        if not self.experiment.strip():
+            raise ValueError("experiment: empty; name the MLflow experiment, e.g. decoupled-train")
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    """Next to a sqlite database: ``<db dir>/mlartifacts/<experiment>``; servers choose their own."""
+    if not uri.startswith(SQLITE_PREFIX):
+        return None
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "_", experiment)
+    return (Path(uri[len(SQLITE_PREFIX):]).parent / "mlartifacts" / folder).as_uri()
+
+
+def experiment_id(tracking: Tracking) -> str:
+    """Id of ``tracking.experiment``, created if missing (safe when several trials create it at once)."""
+    client = MlflowClient(tracking.uri)
+    found = client.get_experiment_by_name(tracking.experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(
+            tracking.experiment, artifact_location=_artifact_location(tracking.uri, tracking.experiment)
+        )
+    except MlflowException:
+        found = client.get_experiment_by_name(tracking.experiment)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
+def start_run(tracking: Tracking, tags: Mapping[str, str] | None = None) -> str:
+    """Create a run (nested under ``parent_run_id`` when set) and return its id; the caller ends it (`end_run`)."""
+    all_tags = dict(tags or {})
+    if tracking.parent_run_id:
+        all_tags[PARENT_RUN_TAG] = tracking.parent_run_id
+    run = MlflowClient(tracking.uri).create_run(experiment_id(tracking), tags=all_tags, run_name=tracking.run_name)
+    return run.info.run_id
+
+
+def flatten(values: Mapping[str, object], prefix: str = "") -> dict[str, str]:
+    """Nested mapping -> ``{"a.b": "value"}`` with every value as text (None as ``"None"``)."""
+    flat: dict[str, str] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, prefix=name + "."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def log_params(uri: str, run_id: str, params: Mapping[str, object]) -> None:
+    """Log ``params`` flattened (nested keys joined with dots; values cut to MLflow's length limit)."""
+    items = [Param(k, v[:MAX_PARAM_VAL_LENGTH]) for k, v in flatten(params).items()]
+    client = MlflowClient(uri)
+    for lo in range(0, len(items), MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=items[lo: lo + MAX_PARAMS_TAGS_PER_BATCH])
+
+
+def log_metrics(uri: str, run_id: str, metrics: Mapping[str, object], step: int) -> None:
+    """Log the finite numeric entries of ``metrics`` at ``step`` (anything else is not a metric and is left out)."""
+    now = int(time.time() * 1000)
+    items = [
+        Metric(k, float(v), now, step)
+        for k, v in metrics.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+    client = MlflowClient(uri)
+    for lo in range(0, len(items), MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=items[lo: lo + MAX_METRICS_PER_BATCH])
+
+
+def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | None = None) -> None:
+    """Upload a file or a whole directory to the run, under ``artifact_path``."""
+    client = MlflowClient(uri)
+    path = Path(path)
+    if path.is_dir():
+        client.log_artifacts(run_id, str(path), artifact_path)
+    else:
+        client.log_artifact(run_id, str(path), artifact_path)
+
+
+def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
+    """Mark the run FINISHED / FAILED / KILLED."""
+    MlflowClient(uri).set_terminated(run_id, status)
+
+
+class MlflowEpochMetrics(UserCallback):
+    """Ray Train callback, run on the controller: logs rank 0's metrics of every report to a run, step = epoch."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri, self.run_id = uri, run_id
+
+    def after_report(self, run_context, metrics: list[dict], checkpoint) -> None:
+        first = metrics[0]
+        log_metrics(self.uri, self.run_id, first, step=int(first["epoch"]))

@@ -1,0 +1,255 @@
+"""`decouple train`: run one `TrainOptions` through Ray Train's `TorchTrainer`, recorded as one MLflow run.
+
+The driver owns the MLflow run: it creates it (explicit experiment id, nested under a parent when asked), logs the
+flattened options as params, lets a Ray Train callback on the controller log each epoch's metrics as they are
+reported, and at the end logs the options file, the final checkpoint and the evaluation predictions as artifacts.
+Workers never talk to MLflow. A sweep calls `run_training` inside a Tune trial and adds its own callbacks
+(e.g. ``TuneReportCallback``).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import inspect
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.train_options import TrainOptions, resolve_model_path
+
+if TYPE_CHECKING:
+    from orchestrator.tracking import Tracking
+
+DEFAULT_EXPERIMENT = "decoupled-train"
+OPTIONS_FILE = "train_options.yaml"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one training run produced."""
+
+    metrics: dict
+    """The last epoch's reported metrics (eval_* on the held-out split, train_* loss terms and speed)."""
+    checkpoint_path: str | None
+    """Directory of the final checkpoint (HF save_pretrained layout plus training state); None if none was saved."""
+    mlflow_run_id: str | None
+    """The MLflow run, or None without tracking."""
+    wall_s: float
+    """Seconds from the call to the end, start-up and evaluation included."""
+    train_s: float
+    """Seconds spent in training steps (all epochs of this run, evaluation excluded)."""
+
+
+def run_training(
+    options: TrainOptions,
+    tracking: Tracking | None,
+    *,
+    storage_path: str | None = None,
+    callbacks: Sequence[object] = (),
+) -> TrainResult:
+    """Train per ``options`` on ``options.num_workers`` Ray Train workers; record in MLflow when ``tracking``.
+
+    ``storage_path`` is where Ray Train keeps checkpoints (default: ``options.output_dir``). ``callbacks`` are extra
+    Ray Train callbacks for the run's RunConfig. Raises ``ValueError`` with one line when a worker fails on bad
+    input (data, checkpoint), after marking the MLflow run FAILED.
+    """
+    from orchestrator.tracking import MlflowEpochMetrics, end_run
+
+    started = time.perf_counter()
+    loop = loop_config(options)
+    storage = Path(storage_path or options.output_dir).expanduser().resolve()
+    name = _run_label(options, tracking)
+    run_id = _start_tracking(options, loop, tracking)
+    all_callbacks = list(callbacks)
+    if run_id is not None:
+        all_callbacks.append(MlflowEpochMetrics(tracking.uri, run_id))
+    try:
+        result = _trainer(options, loop, storage, name, all_callbacks).fit()
+    except BaseException as err:
+        if run_id is not None:
+            end_run(tracking.uri, run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        raise worker_input_error(err) or err
+    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
+    (storage / name).mkdir(parents=True, exist_ok=True)
+    options.to_yaml(storage / name / OPTIONS_FILE)
+    if run_id is not None:
+        _log_outputs(tracking.uri, run_id, storage / name / OPTIONS_FILE, checkpoint)
+        end_run(tracking.uri, run_id)
+    metrics = dict(result.metrics or {})
+    return TrainResult(metrics, checkpoint, run_id, time.perf_counter() - started, metrics.get("train_total_s", 0.0))
+
+
+def _trainer(options: TrainOptions, loop, storage: Path, name: str, callbacks: list):
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from trainables.train_loop import train_loop_per_worker
+
+    return TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"loop": loop},
+        scaling_config=ray.train.ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu),
+        run_config=ray.train.RunConfig(
+            name=name,
+            storage_path=str(storage),
+            callbacks=callbacks,
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            # Ray Train's print patch tees worker prints to stdout and its logger: every line would show twice.
+            worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
+        ),
+    )
+
+
+def loop_config(options: TrainOptions):
+    """The workers' `LoopConfig`: options with every path resolved to an absolute local path."""
+    from trainables.decoupled_config import DecoupledConfig
+    from trainables.optim import OptimSpec
+    from trainables.train_loop import DataSpec, DistillSpec, LoopConfig
+
+    def absolute(path: str | None) -> str | None:
+        if path is None:
+            return None
+        candidate = Path(path).expanduser()
+        return str(candidate.resolve()) if candidate.exists() else path
+
+    o = options
+    from_teacher = o.mode == "student" and o.student_init == "teacher"
+    init = Path(str(o.teacher)).expanduser().resolve() if from_teacher else resolve_model_path(o.model)
+    return LoopConfig(
+        mode=o.mode,
+        init_path=str(init),
+        teacher_path=absolute(o.teacher) if o.uses_teacher else None,
+        decoupled=DecoupledConfig(split=o.split, compression_ratio=o.compression_ratio, cache_dtype=o.cache_dtype,
+                                  max_question_len=o.max_question_len, cross_embeddings=o.cross_embeddings,
+                                  task=o.task),
+        data=DataSpec(source=absolute(o.data), eval_source=absolute(o.eval_data), task=o.task,
+                      eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
+                      max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
+                      doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
+                      max_eval_examples=o.max_eval_examples, seed=o.seed),
+        distill=DistillSpec(temperature=o.kd_temperature, alpha=o.kd_alpha, hidden_weight=o.hidden_weight,
+                            attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
+        optim=OptimSpec(lr=o.lr, weight_decay=o.weight_decay, warmup_ratio=o.warmup_ratio,
+                        max_grad_norm=o.max_grad_norm, precision=o.precision),
+        epochs=o.epochs,
+        phase1_epochs=o.compression_phase1_epochs,
+        batch_size=o.batch_size,
+        eval_batch_size=o.eval_batch_size,
+        seed=o.seed,
+        resume_from=absolute(o.resume_from),
+        progress=o.progress,
+        record=o.to_dict(),
+    )
+
+
+def _run_label(options: TrainOptions, tracking: Tracking | None) -> str:
+    """A fresh Ray Train run name: reusing one would make Ray restore that run's checkpoint instead of starting."""
+    label = (tracking.run_name if tracking and tracking.run_name else
+             f"{options.mode}-k{options.split}-r{options.compression_ratio}")
+    return f"{label}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def _start_tracking(options: TrainOptions, loop, tracking: Tracking | None) -> str | None:
+    from orchestrator.tracking import log_params, start_run
+
+    if tracking is None:
+        return None
+    run_id = start_run(tracking, tags={"mode": options.mode, "task": options.task, "split": str(options.split)})
+    log_params(tracking.uri, run_id, {**options.to_dict(), "resolved": {
+        "init_path": loop.init_path, "teacher_path": loop.teacher_path, "data": loop.data.source,
+    }})
+    return run_id
+
+
+def _log_outputs(uri: str, run_id: str, options_file: Path, checkpoint: str | None) -> None:
+    """Options, final checkpoint (without optimizer state: it only serves resuming) and eval predictions."""
+    from orchestrator.tracking import log_artifact
+    from trainables.train_loop import OPTIMIZER_STATE, PREDICTIONS
+
+    log_artifact(uri, run_id, options_file)
+    if checkpoint is None:
+        return
+    folder = Path(checkpoint)
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != OPTIMIZER_STATE:
+            parent = path.parent.relative_to(folder)
+            log_artifact(uri, run_id, path, str(Path("checkpoint") / parent) if parent.parts else "checkpoint")
+    if (folder / PREDICTIONS).is_file():
+        log_artifact(uri, run_id, folder / PREDICTIONS)
+
+
+def worker_input_error(err: BaseException) -> ValueError | None:
+    """The lowest rank's bad-input error (a ValueError) of a failed Ray Train run as one line, so the CLI prints it
+    without a Ray traceback; None when no worker failed on bad input."""
+    failures = getattr(err, "worker_failures", None) or {}
+    for rank in sorted(failures):
+        cause = getattr(failures[rank], "cause", None) or failures[rank]
+        if isinstance(cause, ValueError):
+            lines = [line for line in str(cause).splitlines() if line.strip()]
+            return ValueError(lines[-1] if lines else type(cause).__name__)
+    return None
+
+
+# ---- command line -------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="YAML", help="options file; command-line options override it")
+    helps = _field_docs(TrainOptions)
+    defaults = TrainOptions.__dataclass_fields__
+    group = parser.add_argument_group("training options (see TrainOptions)")
+    for f in fields(TrainOptions):
+        flag = "--" + f.name.replace("_", "-")
+        text = f"{helps.get(f.name, '')} (default: {defaults[f.name].default})"
+        if f.type in ("bool", bool):
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    track = parser.add_argument_group("tracking")
+    track.add_argument("--tracking-uri", help="MLflow URI (default: sqlite:///<output_dir>/mlflow.db)")
+    track.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                       help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
+    track.add_argument("--run-name", help="MLflow run name")
+    track.add_argument("--parent-run-id", help="nest the run under this MLflow run")
+    track.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
+    parser.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default: output_dir)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.tracking import Tracking, default_tracking_uri
+
+    options = options_from_args(args)
+    tracking = None
+    if not args.no_tracking:
+        uri = args.tracking_uri or default_tracking_uri(Path(options.output_dir))
+        tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
+        Path(options.output_dir).mkdir(parents=True, exist_ok=True)
+    result = run_training(options, tracking, storage_path=args.storage_path)
+    summary = {k: round(v, 4) for k, v in result.metrics.items()
+               if k.startswith("eval_") and isinstance(v, (int, float))}
+    print(json.dumps({"metrics": summary, "checkpoint": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,
+                      "tracking_uri": tracking.uri if tracking else None, "wall_s": round(result.wall_s, 1),
+                      "train_s": round(result.train_s, 1)}, indent=1))
+    return 0
+
+
+def options_from_args(args: argparse.Namespace) -> TrainOptions:
+    """YAML options (or the defaults) with every option given on the command line applied on top."""
+    base = TrainOptions.from_yaml(args.config) if args.config else None
+    given = {f.name: getattr(args, f.name) for f in fields(TrainOptions) if getattr(args, f.name, None) is not None}
+    return TrainOptions.from_dict({**(base.to_dict() if base else {}), **given})
+
+
+def _field_docs(cls) -> dict[str, str]:
+    """The docstring under each dataclass field, for --help (first sentence, one line)."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body
+    docs = {}
+    for node, following in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr):
+            value = getattr(following, "value", None)
+            if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                docs[node.target.id] = " ".join(value.value.split()).replace("%", "%%")
+    return docs

