@@ -1,0 +1,78 @@
+"""The Pareto front of a sweep and the configuration to recommend within a budget (pure functions on rows).
+
+A row is one finished trial as a flat dict: its sampled parameters and its metrics, at least ``accuracy``,
+``accuracy_drop``, ``speedup`` and ``cache_bytes_per_token`` (see `search_spaces.base.METRICS`).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One axis of the front."""
+
+    metric: str
+    """Row key, e.g. ``speedup``."""
+    mode: str
+    """max or min."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("max", "min"):
+            raise ValueError(f"Objective.mode={self.mode!r} for {self.metric}: use max or min")
+
+    def better_or_equal(self, a: float, b: float) -> bool:
+        return a >= b if self.mode == "max" else a <= b
+
+    def strictly_better(self, a: float, b: float) -> bool:
+        return a > b if self.mode == "max" else a < b
+
+
+FRONT_OBJECTIVES = (
+    Objective("accuracy", "max"), Objective("speedup", "max"), Objective("cache_bytes_per_token", "min"),
+)
+"""The three axes a report's front is drawn on: accuracy up, speedup up, cache bytes down."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Limits a recommended configuration must meet (None = no limit)."""
+
+    max_drop: float | None = 1.0
+    """Largest accuracy drop below the teacher, in points."""
+    min_speedup: float | None = None
+    """Smallest measured speedup over the teacher."""
+    max_bytes_per_token: float | None = None
+    """Largest cache size per passage token, in bytes."""
+
+    def admits(self, row: Row) -> bool:
+        return (
+            (self.max_drop is None or row["accuracy_drop"] <= self.max_drop)
+            and (self.min_speedup is None or row["speedup"] >= self.min_speedup)
+            and (self.max_bytes_per_token is None or row["cache_bytes_per_token"] <= self.max_bytes_per_token)
+        )
+
+
+def dominates(a: Row, b: Row, objectives: Sequence[Objective] = FRONT_OBJECTIVES) -> bool:
+    """``a`` is at least as good as ``b`` on every objective and strictly better on one."""
+    return all(o.better_or_equal(a[o.metric], b[o.metric]) for o in objectives) and any(
+        o.strictly_better(a[o.metric], b[o.metric]) for o in objectives
+    )
+
+
+def pareto_front(rows: Sequence[Row], objectives: Sequence[Objective] = FRONT_OBJECTIVES) -> list[Row]:
+    """The rows no other row dominates, best accuracy first (ties: faster first)."""
+    front = [r for r in rows if not any(dominates(other, r, objectives) for other in rows if other is not r)]
+    return sorted(front, key=lambda r: (-r["accuracy"], -r["speedup"]))
+
+
+def recommend(rows: Sequence[Row], budget: Budget) -> Row | None:
+    """The fastest row within ``budget`` (ties: higher accuracy, then smaller cache); None if none fits."""
+    fitting = [r for r in rows if budget.admits(r)]
+    if not fitting:
+        return None
+    return max(fitting, key=lambda r: (r["speedup"], r["accuracy"], -r["cache_bytes_per_token"]))

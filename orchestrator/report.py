@@ -1,0 +1,150 @@
+"""`decouple report SWEEP`: a sweep's Pareto table and the fastest configuration within an accuracy/size budget.
+
+``SWEEP`` is a sweep directory (``<storage>/<sweep name>``, printed at the end of `decouple sweep`). Rows come from
+the Tune experiment state: one per trial that finished (trials stopped early by ASHA or failed are counted, not
+ranked: their accuracy is from fewer epochs or missing).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.cli import UserError
+from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
+
+ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "cache_bytes_per_token",
+               "trial_train_s", "trial_wall_s", "bench_s")
+"""Metrics a row takes from a trial's closing report."""
+ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype")
+"""The effective decoupling settings a trial's closing report carries (defaults filled in)."""
+DEFAULT_BUDGET = Budget()
+
+
+@dataclass
+class SweepReport:
+    """Rows of the finished trials, their Pareto front, the recommendation, and what was left out."""
+
+    sweep_dir: str
+    teacher: dict[str, Any]
+    rows: list[dict[str, Any]]
+    front: list[dict[str, Any]]
+    best: dict[str, Any] | None
+    budget: Budget
+    unfinished: dict[str, int]
+    trial_ids: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "budget": asdict(self.budget), "overhead": overhead(self.rows)}
+
+
+def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any]) -> dict[str, Any] | None:
+    """One finished trial as a flat row (sampled parameters, settings, metrics); None if it did not finish."""
+    if "trial_wall_s" not in last:
+        return None
+    row = {"trial": trial_id, **config}
+    row |= {k: last[k] for k in ROW_SETTINGS + ROW_METRICS if k in last}
+    row["checkpoint"] = last.get("checkpoint_path")
+    row["mlflow_run_id"] = last.get("mlflow_run_id")
+    return row
+
+
+def load_rows(sweep_dir: Path) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
+    """Rows of the finished trials in a Tune experiment directory, counts of the others by status, every trial id."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        analysis = ExperimentAnalysis(str(sweep_dir))
+    except ValueError:
+        message = f"{sweep_dir}: no Tune experiment state; pass a sweep directory (<storage>/<sweep name>)"
+        raise UserError(message) from None
+    rows, others = [], {}
+    for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
+        row = trial_row(trial.trial_id, dict(trial.config), dict(trial.last_result or {}))
+        if row is None:
+            status = "STOPPED_EARLY" if trial.status == "TERMINATED" else trial.status
+            others[status] = others.get(status, 0) + 1
+        else:
+            rows.append(row)
+    return rows, others, sorted(t.trial_id for t in analysis.trials)
+
+
+def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
+    """Mean seconds per trained trial: wall time inside the trial, training steps, and the rest (Tune's and Ray
+    Train's start-up, data loading, evaluation, the speed measurement, checkpoints, MLflow). None if none trained."""
+    trained = [r for r in rows if r.get("trial_train_s", 0) > 0]
+    if not trained:
+        return None
+    wall = sum(r["trial_wall_s"] for r in trained) / len(trained)
+    train = sum(r["trial_train_s"] for r in trained) / len(trained)
+    return {"trials": len(trained), "trial_wall_s": wall, "train_s": train, "overhead_s": wall - train}
+
+
+def build_report(sweep_dir: Path, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
+    """The report of the sweep in ``sweep_dir``."""
+    from orchestrator.sweep_runner import SweepRecord
+
+    record = SweepRecord.load(sweep_dir)
+    rows, others, trial_ids = load_rows(sweep_dir)
+    return SweepReport(str(sweep_dir), record.teacher, rows, pareto_front(rows, FRONT_OBJECTIVES),
+                       recommend(rows, budget), budget, others, trial_ids)
+
+
+def format_report(report: SweepReport) -> str:
+    """The Pareto table, the teacher line and the recommendation, as text."""
+    from orchestrator.sweep_tracking import format_table
+
+    b = report.budget
+    limits = ", ".join(part for part in (
+        None if b.max_drop is None else f"accuracy drop <= {b.max_drop:g}",
+        None if b.min_speedup is None else f"speedup >= {b.min_speedup:g}",
+        None if b.max_bytes_per_token is None else f"cache <= {b.max_bytes_per_token:g} B/token",
+    ) if part) or "no limits"
+    skipped = ", ".join(f"{n} {status.lower()}" for status, n in sorted(report.unfinished.items()))
+    lines = [
+        f"sweep {report.sweep_dir}: {len(report.rows)} finished trials"
+        + (f" ({skipped} not ranked)" if skipped else ""),
+        f"teacher {report.teacher['path']}: accuracy {report.teacher['accuracy']:.2f} (speedup 1.00 by definition)",
+        "",
+        "finished trials, fastest first (* = on the Pareto front: accuracy up, measured speedup up, cache bytes down):",
+        format_table(sorted(report.rows, key=lambda r: -r["speedup"]), report.front) if report.rows
+        else "  (no finished trials)",
+        "",
+    ]
+    cost = overhead(report.rows)
+    if cost is not None:
+        lines += [f"per trained trial (mean of {cost['trials']}): {cost['trial_wall_s']:.1f} s wall, "
+                  f"{cost['train_s']:.1f} s in training steps, {cost['overhead_s']:.1f} s overhead", ""]
+    if report.best is None:
+        lines.append(f"no configuration within the budget ({limits})")
+    else:
+        settings = {k: v for k, v in report.best.items()
+                    if k not in ROW_METRICS and k not in ("trial", "checkpoint", "mlflow_run_id")}
+        lines += [
+            f"recommended within the budget ({limits}): trial {report.best['trial']} — "
+            f"{report.best['speedup']:.2f}x measured ({report.best['speedup_bound']:.2f}x FLOPs bound), "
+            f"accuracy {report.best['accuracy']:.2f} (drop {report.best['accuracy_drop']:.2f}), "
+            f"{report.best['cache_bytes_per_token']:.0f} B/token",
+            f"  settings: {json.dumps(settings, default=str)}",
+            f"  checkpoint: {report.best['checkpoint']}",
+        ]
+    return "\n".join(lines)
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------------
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sweep", help="sweep directory (<storage>/<sweep name>, printed by `decouple sweep`)")
+    parser.add_argument("--max-drop", type=float, default=DEFAULT_BUDGET.max_drop,
+                        help="largest accuracy drop below the teacher, in points (default %(default)s)")
+    parser.add_argument("--min-speedup", type=float, default=None, help="smallest measured speedup")
+    parser.add_argument("--max-bytes-per-token", type=float, default=None, help="largest cache size per token")
+    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
+
+
+def run(args: argparse.Namespace) -> int:
+    budget = Budget(args.max_drop, args.min_speedup, args.max_bytes_per_token)
+    report = build_report(Path(args.sweep).expanduser().resolve(), budget)
+    print(json.dumps(report.to_dict(), default=str) if args.json else format_report(report))
+    return 0

@@ -1,0 +1,56 @@
+"""`decouple sweep SPACE`: a Ray Tune + Optuna sweep over decoupled students (see `sweep_runner`).
+
+SPACE is a module of `search_spaces` (split, compression, distillation, pareto) or the path of a copy you edited.
+The command ends by printing the Pareto table, where the MLflow UI opens, and the `decouple report` line.
+"""
+from __future__ import annotations
+
+import argparse
+
+from orchestrator.cli import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # Defaults live in `SweepOptions` only: an option left out here is left out there.
+    parser.add_argument("space", help="search_spaces module (split, compression, distillation, pareto) or a .py path")
+    parser.add_argument("--num-samples", type=int, help="trials (default: the space's budget)")
+    parser.add_argument("--smoke", action="store_true", help="the space's smoke size: a few short trials, little data")
+    parser.add_argument("--storage", help="root of teachers, trial runs and sweeps (default runs/sweeps)")
+    parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<storage>/mlflow.db)")
+    parser.add_argument("--experiment", help="MLflow experiment (default decoupled-sweep)")
+    parser.add_argument("--resume", action="store_true", help="continue the sweep already in --storage")
+    parser.add_argument("--teacher", help="a `decouple train` teacher checkpoint directory instead of training one")
+    parser.add_argument("--model", help="'minilm-l6' (default) or a local HF checkpoint directory")
+    parser.add_argument("--data", help="training data (default synthetic)")
+    parser.add_argument("--task", choices=("qa", "pair"), help="default qa")
+    parser.add_argument("--num-workers", type=int, help="Ray Train workers per trial (default 1)")
+    parser.add_argument("--use-gpu", action="store_true", help="one GPU per training worker")
+    parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the resources hold)")
+    parser.add_argument("--ray-address", help="Ray cluster to join (default: start a local one)")
+    parser.add_argument("--max-failures", type=int, help="retries of a failed trial (default 1)")
+    parser.add_argument("--seed", type=int, help="default 0")
+
+
+_FIELDS = ("space", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher", "model",
+           "data", "task", "num_workers", "use_gpu", "max_concurrent", "ray_address", "max_failures", "seed")
+
+
+def run(args: argparse.Namespace) -> int:
+    from orchestrator.report import format_report
+    from orchestrator.sweep_runner import SweepOptions, run_sweep
+
+    try:
+        options = SweepOptions(**{k: getattr(args, k) for k in _FIELDS if getattr(args, k) is not None})
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    outcome = run_sweep(options)
+    record = outcome.record
+    print(format_report(outcome.report))
+    print(f"\nsweep {record.sweep}: {len(outcome.report.rows)} finished trials; {outcome.wall_s:.0f} s in all, "
+          f"{outcome.tune_wall_s:.0f} s running trials ({record.max_concurrent} at a time)")
+    if record.tracking_uri.startswith("sqlite:///"):
+        print(f"MLflow UI:  mlflow ui --backend-store-uri {record.tracking_uri}")
+    else:
+        print(f"MLflow:     {record.tracking_uri} (experiment {record.experiment!r})")
+    print(f"report:     decouple report {outcome.sweep_dir} [--max-drop 1.0] [--min-speedup X] [--json]")
+    return 0

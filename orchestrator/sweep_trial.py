@@ -1,0 +1,236 @@
+"""One sweep trial: the Ray Tune function trainable that measures a configuration's speed, trains it on Ray Train
+and records it in MLflow.
+
+Per trial, in order:
+
+1. the sampled config becomes `TrainOptions` (`search_spaces.base.trial_options`);
+2. a Ray task holding one training worker's resources times the student's cached path against the teacher on a
+   fixed random batch (`bench.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends
+   on the architecture alone, not on the weights, so it is measured before training, while the trial's resources are
+   otherwise idle, and every report can carry it (multi-objective searchers read all objectives from each result);
+3. `run_training` runs a `TorchTrainer` under ``<train storage>/<sweep>-<trial id>`` with `SweepReportCallback`, which
+   forwards each epoch's metrics to Tune with the speed figures and the accuracy drop against the teacher added, and
+   logs them to the trial's nested MLflow run. The run is ours, found by name before one is created, so a resumed
+   trial keeps it (exactly one run per trial), and a resumed trial continues from its last epoch checkpoint;
+4. a last `tune.report` adds the trial's wall time and its training time, from which `decouple sweep` derives Tune's
+   overhead per trial.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run
+from orchestrator.tracking import Tracking, end_run, log_artifact, log_metrics, log_params
+from search_spaces.base import STUDENT_ONLY
+
+ACCURACY_KEY = "eval_score"
+"""The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
+TEACHER_NEUTRAL = STUDENT_ONLY | {"mode", "teacher", "split", "output_dir", "progress", "resume_from"}
+"""`TrainOptions` fields that do not change a full model's trained weights."""
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    """The fixed batch each trial times its student on (question and passage lengths are the trial's own)."""
+
+    batch_size: int = 8
+    """Rows in the batch."""
+    repeats: int = 5
+    """Timed calls per path; medians are reported."""
+    warmup: int = 1
+    """Untimed calls per path first."""
+    seed: int = 0
+    """Seed of the random token ids."""
+
+    def __post_init__(self) -> None:
+        for name, low in (("batch_size", 1), ("repeats", 1), ("warmup", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"BenchSettings.{name}={getattr(self, name)} must be >= {low}")
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of one sweep shares; handed to `run_trial` through `tune.with_parameters`."""
+
+    sweep: str
+    """Sweep name: trial runs (Ray Train and MLflow) are named ``<sweep>-<trial id>``."""
+    base: Mapping[str, Any]
+    """Training options every trial starts from (model, teacher, data, task, epochs, ...)."""
+    tracking_uri: str
+    """MLflow tracking URI."""
+    experiment: str
+    """MLflow experiment of the parent and trial runs."""
+    parent_run_id: str
+    """The sweep's MLflow parent run."""
+    teacher: Mapping[str, Any]
+    """The teacher's record: path, accuracy (each trial reports its drop below it), key (`teacher_key`), metrics."""
+    train_storage: str
+    """Directory the trials' Ray Train runs (checkpoints) are written to."""
+    bench: BenchSettings = field(default_factory=BenchSettings)
+    """The speed measurement's batch."""
+    worker_cpus: float = 1.0
+    """CPUs of one training worker (the speed measurement gets the same)."""
+
+
+class SweepReportCallback(TuneReportCallback):
+    """`TuneReportCallback` that adds the trial's constant figures and its accuracy drop to every epoch's metrics,
+    and logs them to the trial's MLflow run (step = epoch)."""
+
+    def __init__(self, constants: Mapping[str, float], teacher_accuracy: float, tracking_uri: str, run_id: str):
+        super().__init__()
+        self._constants = dict(constants)
+        self._teacher_accuracy = teacher_accuracy
+        self._uri, self._run_id = tracking_uri, run_id
+
+    def enrich(self, metrics: Mapping[str, Any]) -> dict[str, Any]:
+        accuracy = float(metrics[ACCURACY_KEY])
+        return {**metrics, **self._constants, "accuracy": accuracy, "accuracy_drop": self._teacher_accuracy - accuracy}
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        enriched = [self.enrich(m) for m in metrics]
+        log_metrics(self._uri, self._run_id, enriched[0], step=int(enriched[0].get("epoch", 0)))
+        super().after_report(run_context, enriched, checkpoint)
+
+
+def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
+    """Time the student ``options`` describes against its teacher on one fixed random batch (random weights of the
+    teacher's architecture: speed does not depend on their values), on the trial's device with the threads Ray gives
+    the calling task (one per CPU, as a training worker gets)."""
+    import torch
+    from transformers import AutoConfig
+
+    from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
+    from orchestrator.train_options import resolve_model_path
+    from trainables.decoupled import DecoupledModel
+    from trainables.decoupled_config import DecoupledConfig
+
+    source = options.teacher or str(resolve_model_path(options.model))
+    shape = AutoConfig.from_pretrained(source, local_files_only=True)
+    common = dict(max_question_len=options.max_question_len, task=options.task, num_labels=max(2, shape.num_labels))
+    student_config = DecoupledConfig(
+        split=options.split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
+        cross_embeddings=options.cross_embeddings, **common)
+    torch.manual_seed(bench.seed)
+    teacher = DecoupledModel.from_hf_config(AutoConfig.from_pretrained(source, local_files_only=True),
+                                            DecoupledConfig(split=0, **common)).hf
+    student = DecoupledModel.from_hf_config(shape, student_config)
+    device = "cuda" if options.use_gpu else "cpu"
+    batch = BenchBatch.random(shape.vocab_size, bench.batch_size, options.max_question_len, options.max_passage_len,
+                              bench.seed)
+    row = measure_speedup(teacher.to(device), student.to(device), batch,
+                          TimingOptions(device, bench.repeats, bench.warmup))
+    return {
+        "speedup": row["speedup_cached"],
+        "speedup_bound": row["bound_cached"],
+        "speedup_live": row["speedup_live"],
+        "speedup_live_bound": row["bound_live"],
+        "cache_bytes_per_token": row["cache_bytes_per_token"],
+        "teacher_ms": row["full"]["median_ms"],
+        "student_cached_ms": row["cached"]["median_ms"],
+    }
+
+
+def run_trial(config: dict[str, Any], context: TrialContext) -> None:
+    """The Tune function trainable: see the module docstring."""
+    from ray import tune
+
+    from search_spaces.base import trial_options
+
+    start = time.perf_counter()
+    trial_id = tune.get_context().get_trial_id()
+    run_name = f"{context.sweep}-{trial_id}"
+    options = trial_options(config, context.base)
+    tracking = Tracking(context.tracking_uri, context.experiment, run_name, context.parent_run_id)
+    run_id = find_or_start_run(tracking, {SWEEP_TAG: context.sweep, TRIAL_TAG: trial_id})
+    try:
+        log_params(context.tracking_uri, run_id, {**options.to_dict(), "trial_id": trial_id})
+        speed = _measure(options, context)
+        callback = SweepReportCallback(speed, context.teacher["accuracy"], context.tracking_uri, run_id)
+        result = _train(options, context, run_id, Path(context.train_storage) / run_name, callback)
+        if result.checkpoint_path:
+            log_checkpoint(context.tracking_uri, run_id, Path(result.checkpoint_path))
+    except BaseException:
+        end_run(context.tracking_uri, run_id, "FAILED")
+        raise
+    final = {
+        **callback.enrich(result.metrics), "trial_train_s": trained_seconds(context.tracking_uri, run_id),
+        "fit_wall_s": result.wall_s, "trial_wall_s": time.perf_counter() - start,
+        "split": options.split, "compression_ratio": options.compression_ratio, "cache_dtype": options.cache_dtype,
+    }
+    log_metrics(context.tracking_uri, run_id, final, step=options.epochs)
+    end_run(context.tracking_uri, run_id)
+    tune.report({**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id})
+
+
+def _measure(options, context: TrialContext) -> dict[str, float]:
+    """`measure_trial_speed` as a Ray task holding one training worker's resources."""
+    import ray
+
+    task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(measure_trial_speed)
+    start = time.perf_counter()
+    # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
+    speed = ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench))
+    return {**speed, "bench_s": time.perf_counter() - start}
+
+
+def _train(options, context: TrialContext, run_id: str, train_dir: Path, callback: SweepReportCallback):
+    """Train the trial on Ray Train (continuing an interrupted attempt), or take the teacher when split 0 would
+    train exactly the teacher again."""
+    from orchestrator.train import TrainResult, run_training
+
+    client = MlflowClient(context.tracking_uri)
+    if options.mode == "teacher" and teacher_key(options) == context.teacher["key"]:
+        client.set_tag(run_id, "reused_teacher", context.teacher["path"])
+        return TrainResult(dict(context.teacher["metrics"]), context.teacher["path"], None, 0.0, 0.0)
+    resume = unfinished_checkpoint(train_dir, options.epochs)
+    if resume is not None:
+        client.set_tag(run_id, "resumed_from", str(resume))
+        options = options.replace(resume_from=str(resume))
+    return run_training(options, None, storage_path=str(train_dir), callbacks=[callback])
+
+
+def teacher_key(options) -> str:
+    """Stable name of a full-model training run: a hash of the `TrainOptions` that shape its weights (where it
+    writes, and what only students use, left out). A split-0 trial with the teacher's key is the teacher."""
+    shaping = {k: v for k, v in sorted(options.to_dict().items()) if k not in TEACHER_NEUTRAL}
+    return hashlib.sha1(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def trained_seconds(uri: str, run_id: str) -> float:
+    """Seconds the trial spent in training steps: its per-epoch ``train_s`` summed over epochs (the latest value per
+    epoch, so epochs an interrupted attempt trained count once)."""
+    per_epoch = {m.step: m.value for m in sorted(MlflowClient(uri).get_metric_history(run_id, "train_s"),
+                                                 key=lambda m: m.timestamp)}
+    return float(sum(per_epoch.values()))
+
+
+def unfinished_checkpoint(train_dir: Path, epochs: int) -> Path | None:
+    """The newest epoch checkpoint under ``train_dir`` that stopped before ``epochs``, if any."""
+    from trainables.train_loop import TRAINER_STATE
+
+    best: tuple[int, float, Path] | None = None
+    for state in train_dir.glob(f"*/*/{TRAINER_STATE}"):
+        epoch = int(json.loads(state.read_text())["epoch"])
+        key = (epoch, state.stat().st_mtime, state.parent)
+        if epoch < epochs and (best is None or key[:2] > best[:2]):
+            best = key
+    return None if best is None else best[2]
+
+
+def log_checkpoint(uri: str, run_id: str, folder: Path) -> None:
+    """The final checkpoint as the trial run's ``checkpoint/`` artifact, without the optimizer state (resume-only)."""
+    from trainables.train_loop import OPTIMIZER_STATE
+
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != OPTIMIZER_STATE:
+            parent = path.parent.relative_to(folder)
+            log_artifact(uri, run_id, path, str(Path("checkpoint", *parent.parts)))

@@ -1,0 +1,48 @@
+"""Distillation at a fixed split: learning rate, Hinton temperature T and hard-label weight alpha, and the
+hidden-state, attention and layerwise (LRS) loss weights — the latter only when distillation is on (alpha < 1),
+attention and LRS only when an upper layer exists.
+
+Copy this file to change it.
+"""
+from __future__ import annotations
+
+from search_spaces.base import SmokeSize, SweepSpec, Target
+
+SPLIT_FRACTION = 0.75
+
+
+def define(trial, target: Target) -> dict:
+    split = target.split_at(SPLIT_FRACTION)
+    trial.suggest_float("lr", 1e-5, 3e-4, log=True)
+    alpha = trial.suggest_float("kd_alpha", 0.0, 1.0, step=0.1)
+    if alpha < 1.0:  # 1.0 = hard labels only: no teacher signal to weigh
+        trial.suggest_float("kd_temperature", 1.0, 8.0, log=True)
+        trial.suggest_float("hidden_weight", 0.0, 1.0)
+        if split < target.num_layers:
+            trial.suggest_float("attention_weight", 0.0, 1.0)
+            trial.suggest_float("lrs_weight", 0.0, 1.0)
+    return {"split": split}
+
+
+def defaults_first(target: Target) -> list[dict]:
+    # The training defaults and the blog's recipe, so the search starts from known-good points.
+    return [
+        {"lr": 5e-5, "kd_alpha": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.0, "attention_weight": 0.0,
+         "lrs_weight": 0.0},
+        {"lr": 5e-5, "kd_alpha": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.5, "attention_weight": 0.5,
+         "lrs_weight": 0.0},
+    ] if target.split_at(SPLIT_FRACTION) < target.num_layers else [{"lr": 5e-5, "kd_alpha": 0.5}]
+
+
+SPEC = SweepSpec(
+    name="distillation",
+    define_by_run=define,
+    metrics=("accuracy",),
+    modes=("max",),
+    num_samples=24,
+    epochs=3,
+    scheduler="asha",
+    enqueued=defaults_first,
+    smoke=SmokeSize(num_samples=3, epochs=1),
+    description="distillation temperature, alpha, hidden/attention/LRS weights and learning rate at a fixed split",
+)

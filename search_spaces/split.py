@@ -1,0 +1,32 @@
+"""Accuracy against the split k: one trial per split 0..L, coarse to fine so a cut-short sweep still spans the range.
+
+Split 0 is the full model trained with the trial's budget (the left end of the curve); every other split is a
+decoupled student distilled from the sweep's teacher with the training defaults. To change it, copy this file and
+run ``decouple sweep path/to/your_copy.py``.
+"""
+from __future__ import annotations
+
+from search_spaces.base import SmokeSize, SweepSpec, Target, coarse_to_fine
+
+
+def define(trial, target: Target) -> None:
+    trial.suggest_int("split", 0, target.num_layers)
+
+
+def every_split(target: Target) -> list[dict]:
+    return [{"split": k} for k in coarse_to_fine(target.num_layers)]
+
+
+SPEC = SweepSpec(
+    name="split",
+    define_by_run=define,
+    metrics=("accuracy",),
+    modes=("max",),
+    num_samples=None,
+    epochs=2,
+    # Every split must reach the end: an early-stopped point would bend the curve.
+    scheduler=None,
+    enqueued=every_split,
+    smoke=SmokeSize(num_samples=3, epochs=1, max_train_examples=96, max_eval_examples=48),
+    description="accuracy vs split k (0..L), the DeFormer / Decoupled Transformer curve",
+)

@@ -1,0 +1,209 @@
+"""Sweeps end to end through the real CLI: a tiny random BERT (conftest), synthetic data, local Ray, sqlite MLflow.
+
+- a 2-trial sweep killed (SIGKILL) after its first trial resumes with --resume and ends with its parent run and
+  exactly one nested run per trial in MLflow, with metrics and artifacts;
+- a bad search space fails before Ray starts, with one line naming the file and the field.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestrator.cli import main
+from orchestrator.sweep_runner import concurrent_slots
+
+REPO = Path(__file__).parents[1]
+OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "cache_bytes_per_token")
+DATA = "synthetic:articles=10"
+SETTINGS = '{"max_question_len": 24, "max_passage_len": 64, "doc_stride": 32, "batch_size": 16, "lr": 1e-3}'
+
+
+def write_space(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.py"
+    path.write_text(textwrap.dedent(body))
+    return path
+
+
+def tiny_space(folder: Path, name: str, num_samples: int) -> Path:
+    """Students at every split of a 2-layer model, short sequences, ``num_samples`` smoke trials."""
+    return write_space(folder, name, f"""
+        from search_spaces.base import SmokeSize, SweepSpec
+
+        def define(trial, target):
+            trial.suggest_int("split", 1, target.num_layers)
+            trial.suggest_categorical("cache_dtype", ["fp32", "int8"])
+
+        SPEC = SweepSpec(
+            name="{name}", define_by_run=define, num_samples=4, epochs=1, settings={SETTINGS},
+            enqueued=lambda target: [{{"split": 1, "cache_dtype": "fp32"}}, {{"split": 2, "cache_dtype": "int8"}}],
+            smoke=SmokeSize(num_samples={num_samples}, epochs=1, max_train_examples=48, max_eval_examples=24),
+        )
+    """)
+
+
+def sweep_args(space: Path, storage: Path, model: Path, *extra: str) -> list[str]:
+    return ["sweep", str(space), "--smoke", "--storage", str(storage), "--model", str(model), "--data", DATA, *extra]
+
+
+def nested_runs(client: MlflowClient, parent) -> list:
+    return client.search_runs([parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+
+
+def parent_run(client: MlflowClient, sweep: str):
+    runs = client.search_runs([client.get_experiment_by_name("decoupled-sweep").experiment_id],
+                              f"tags.`mlflow.runName` = 'sweep-{sweep}'")
+    assert len(runs) == 1
+    return runs[0]
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    return {a.path for a in client.list_artifacts(run_id, path)}
+
+
+def experiment_state_statuses(sweep_dir: Path) -> list[str]:
+    """Trial statuses in the newest experiment state Tune has written (empty before the first)."""
+    files = sorted(sweep_dir.glob("experiment_state-*.json"))
+    if not files:
+        return []
+    try:
+        state = json.loads(files[-1].read_text())
+    except json.JSONDecodeError:  # caught mid-write
+        return []
+    return [json.loads(trial)["status"] for trial, _ in state["trial_data"]]
+
+
+def trial_runs(client: MlflowClient, sweep: str) -> list:
+    experiment = client.get_experiment_by_name("decoupled-sweep")
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], f"tags.`decouple.sweep` = '{sweep}-smoke'")
+    return [r for r in runs if "decouple.trial_id" in r.data.tags]
+
+
+def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, tmp_path, capsys):
+    """Through the real CLI: a 2-trial sweep is SIGKILLed once its first trial finished (and the second started),
+    resumed with --resume, and ends with the parent run, one nested run per trial, metrics and artifacts."""
+    storage = tmp_path / "storage"
+    space = tiny_space(tmp_path, "resumable", num_samples=2)
+    args = sweep_args(space, storage, tiny_qa_checkpoint, "--max-concurrent", "1")
+    command = [sys.executable, "-m", "orchestrator.cli", *args]
+    client = MlflowClient(f"sqlite:///{storage / 'mlflow.db'}")
+    sweep_dir = storage / "resumable-smoke"
+    with (tmp_path / "first.log").open("w") as log:
+        first = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 300
+        while "TERMINATED" not in experiment_state_statuses(sweep_dir) or len(trial_runs(client, "resumable")) < 2:
+            assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the first trial did not finish in time"
+            time.sleep(1)
+        os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray processes it started, mid-sweep
+        first.wait()
+    assert experiment_state_statuses(sweep_dir).count("TERMINATED") == 1
+
+    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=400)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "mlflow ui --backend-store-uri sqlite:///" in resumed.stdout and "decouple report" in resumed.stdout
+    assert experiment_state_statuses(sweep_dir) == ["TERMINATED"] * 2
+
+    parent = parent_run(client, "resumable-smoke")
+    assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 2
+    assert parent.data.params["space"] == "resumable" and parent.data.tags["git_commit"]
+    assert {"ray_version", "torch_version"} <= set(parent.data.tags)
+    assert {"pareto_front.json", "pareto_front.png", "split_curve.png", "best_config.json", "trials.json",
+            "search_space"} <= artifact_paths(client, parent.info.run_id)
+    trials = nested_runs(client, parent)
+    assert sorted(r.data.params["split"] for r in trials) == ["1", "2"]  # exactly one run per trial
+    assert sorted(r.data.tags["decouple.trial_id"] for r in trials) == sorted(
+        p.name.removeprefix("trial_") for p in sweep_dir.glob("trial_*"))
+    for run in trials:
+        assert run.info.status == "FINISHED" and run.info.run_name.startswith("resumable-smoke-")
+        assert set(OBJECTIVES) <= set(run.data.metrics)
+        assert run.data.metrics["speedup"] > 0 and run.data.metrics["speedup_bound"] >= 1
+        assert client.get_metric_history(run.info.run_id, "eval_score")  # per-epoch metrics
+        assert "checkpoint" in artifact_paths(client, run.info.run_id)
+    int8 = next(r for r in trials if r.data.params["cache_dtype"] == "int8")
+    fp32 = next(r for r in trials if r.data.params["cache_dtype"] == "fp32")
+    assert int8.data.metrics["cache_bytes_per_token"] < fp32.data.metrics["cache_bytes_per_token"]
+
+    assert main(["report", str(sweep_dir), "--max-drop", "100", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(report["rows"]) == 2 and report["best"]["speedup"] == max(r["speedup"] for r in report["rows"])
+
+
+BAD_SPACES = {
+    "split_too_deep": ("trial.suggest_int('split', 1, target.num_layers + 1)", "split=3 is larger than"),
+    "ratio_not_dividing": ("trial.suggest_categorical('compression_ratio', [5]); return {'split': 1}",
+                           "compression_ratio=5 does not divide the hidden size 32"),
+    "unknown_parameter": ("trial.suggest_float('dropout', 0.0, 0.3); return {'split': 1}",
+                          "'dropout' is not a training option"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_SPACES)
+def test_bad_space_fails_before_any_trial_in_one_line(name, tiny_qa_checkpoint, tmp_path, capsys):
+    body, message = BAD_SPACES[name]
+    space = write_space(tmp_path, name, f"""
+        from search_spaces.base import SweepSpec
+
+        def define(trial, target):
+            {body}
+
+        SPEC = SweepSpec(name="{name}", define_by_run=define, num_samples=2)
+    """)
+    storage = tmp_path / "storage"
+    assert main(sweep_args(space, storage, tiny_qa_checkpoint)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith(f"decouple sweep: error: {space}: ") and message in err
+    assert not storage.exists()  # nothing trained, no Ray, no MLflow store
+
+
+def test_concurrency_is_sized_from_the_cluster():
+    assert concurrent_slots({"CPU": 2.0}, num_workers=1, use_gpu=False) == 2
+    assert concurrent_slots({"CPU": 16.0}, num_workers=2, use_gpu=False) == 8
+    assert concurrent_slots({"CPU": 16.0, "GPU": 1.0}, num_workers=1, use_gpu=True) == 1
+    assert concurrent_slots({"CPU": 1.0}, num_workers=4, use_gpu=False) == 1  # one at a time, never none
+
+
+def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
+    from orchestrator.sweep_runner import teacher_options
+    from orchestrator.sweep_trial import teacher_key
+    from orchestrator.train_options import TrainOptions
+    from search_spaces.base import trial_options
+
+    base = {"model": str(tiny_qa_checkpoint), "teacher": str(tiny_qa_checkpoint), "epochs": 1, "kd_alpha": 0.3}
+    teacher = teacher_key(TrainOptions.from_dict(teacher_options(base)))
+    assert teacher_key(trial_options({"split": 0}, base)) == teacher
+    assert teacher_key(trial_options({"split": 0, "lr": 1e-3}, base)) != teacher  # another recipe: trained anew
+
+
+@pytest.mark.parametrize("name", ["split", "compression", "distillation", "pareto"])
+def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_objectives(name, tiny_qa_checkpoint):
+    import importlib
+
+    from orchestrator.sweep_runner import build_searcher, objective
+    from search_spaces.base import Target, check_config
+
+    spec = importlib.import_module(f"search_spaces.{name}").SPEC
+    target = Target.from_checkpoint(tiny_qa_checkpoint, spec.epochs)
+    searcher = build_searcher(spec, target, seed=0)
+    metric, _ = objective(spec)
+    assert metric == (list(spec.metrics) if name == "pareto" else "accuracy")
+    base = {"model": str(tiny_qa_checkpoint), "teacher": str(tiny_qa_checkpoint), "epochs": spec.epochs}
+    points = spec.points(target)
+    for i in range(len(points) + 3):
+        config = searcher.suggest(f"t{i}")
+        if i < len(points):
+            assert points[i].items() <= config.items()  # enqueued points come first, as given
+        check_config(config, target, base)
+        searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "cache_bytes_per_token": 64.0})
+    assert len(searcher._ot_study.trials) == len(points) + 3
+    assert all(t.state.name == "COMPLETE" for t in searcher._ot_study.trials)
