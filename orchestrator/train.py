@@ -243,7 +243,7 @@ def options_from_args(args: argparse.Namespace) -> TrainOptions:
 
 
 def _field_docs(cls) -> dict[str, str]:
-    """The docstring under each dataclass field, for --help (first sentence, one line)."""
+    """The docstring under each dataclass field, whitespace collapsed to one line, for --help."""
     tree = ast.parse(inspect.getsource(cls))
     body = tree.body[0].body
     docs = {}
