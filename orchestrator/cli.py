@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # name -> (module, one-line help). Order is the order shown in --help.
@@ -21,6 +22,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("orchestrator.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),
     "report": ("orchestrator.report", "print a sweep's Pareto table and recommend a configuration"),
 }
+
+DEBUG_ENV = "DECOUPLE_DEBUG"
+"""Set (to anything) to get the full traceback instead of the one-line error."""
 
 
 class UserError(Exception):
@@ -64,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except (UserError, ValueError, FileNotFoundError) as err:
+        if os.environ.get(DEBUG_ENV):
+            raise
         print(f"decouple {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,10 @@ TEACHER_RECORD = "teacher.json"
 DRIVER_MEMORY = 256 * 2**20
 """Logical memory a trial's Tune function asks for: it only drives its Train run (whose workers hold the CPUs/GPUs)
 and runs the short speed measurement as a separate task, so it takes no CPU that a training worker could use."""
+ON_HEAD = 0.001
+"""Share of the head node's built-in resource each trial's Tune function asks for: trial drivers (and the Ray Train
+controllers, which Ray places beside them) stay on the head, so they survive the loss of a worker node and reach an
+MLflow server bound to the head's localhost (cluster.yaml)."""
 WORKER_CPUS = 1.0
 """CPUs of one Ray Train worker (Ray Train's default `ScalingConfig`)."""
 ASHA_REDUCTION = 2
@@ -193,6 +198,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path, stora
         "model": str(model_path), "data": options.data, "task": options.task,
         "epochs": smoke.epochs if options.smoke else spec.epochs,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
+        "max_failures": options.max_failures,
         "output_dir": str(storage / "train"), "progress": False,
     }
     if options.smoke:
@@ -297,7 +303,10 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
 def _trainable(context: TrialContext):
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(run_trial, context=context), {"cpu": 0, "memory": DRIVER_MEMORY})
+    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+
+    resources = {"cpu": 0, "memory": DRIVER_MEMORY, HEAD_NODE_RESOURCE_NAME: ON_HEAD}
+    return tune.with_resources(tune.with_parameters(run_trial, context=context), resources)
 
 
 @dataclass(frozen=True)
@@ -332,8 +341,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     base, target = _validated(spec, source, options, storage, previous)
     started_ray = not ray.is_initialized()
     if started_ray:
-        # The dashboard's state API frees the placement groups of stopped trials (Ray Train's cleaner uses it).
-        ray.init(**({"address": options.ray_address} if options.ray_address else {"include_dashboard": True}))
+        ray.init(**ray_init_args(options.ray_address))
     try:
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target)
         context = TrialContext(
@@ -353,6 +361,13 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
         if started_ray:
             ray.shutdown()
     return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s)
+
+
+def ray_init_args(address: str | None) -> dict[str, Any]:
+    """Join ``address`` (or the cluster ``RAY_ADDRESS`` names: `ray job submit` sets it), else start a local Ray
+    with its dashboard, whose state API frees the placement groups of stopped trials (Ray Train's cleaner uses it)."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    return {"address": address} if address else {"include_dashboard": True}
 
 
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: Path,

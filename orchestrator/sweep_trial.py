@@ -34,7 +34,8 @@ from search_spaces.base import STUDENT_ONLY
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
-TEACHER_NEUTRAL = STUDENT_ONLY | {"mode", "teacher", "split", "output_dir", "progress", "resume_from"}
+TEACHER_NEUTRAL = STUDENT_ONLY | {"mode", "teacher", "split", "output_dir", "progress", "resume_from",
+                                  "max_failures"}
 """`TrainOptions` fields that do not change a full model's trained weights."""
 
 
@@ -161,12 +162,14 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     except BaseException:
         end_run(context.tracking_uri, run_id, "FAILED")
         raise
-    final = {
-        **callback.enrich(result.metrics), "trial_train_s": trained_seconds(context.tracking_uri, run_id),
-        "fit_wall_s": result.wall_s, "trial_wall_s": time.perf_counter() - start,
-        "split": options.split, "compression_ratio": options.compression_ratio, "cache_dtype": options.cache_dtype,
-    }
-    log_metrics(context.tracking_uri, run_id, final, step=options.epochs)
+    closing = {"trial_train_s": trained_seconds(context.tracking_uri, run_id), "fit_wall_s": result.wall_s,
+               "trial_wall_s": time.perf_counter() - start}
+    epochs = callback.enrich(result.metrics)
+    # The callback logged each epoch as it was reported; a reused teacher reported none, so its figures go here.
+    log_metrics(context.tracking_uri, run_id, {**epochs, **closing} if reuses_teacher(options, context) else closing,
+                step=options.epochs)
+    final = {**epochs, **closing, "split": options.split, "compression_ratio": options.compression_ratio,
+             "cache_dtype": options.cache_dtype}
     end_run(context.tracking_uri, run_id)
     tune.report({**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id})
 
@@ -188,7 +191,7 @@ def _train(options, context: TrialContext, run_id: str, train_dir: Path, callbac
     from orchestrator.train import TrainResult, run_training
 
     client = MlflowClient(context.tracking_uri)
-    if options.mode == "teacher" and teacher_key(options) == context.teacher["key"]:
+    if reuses_teacher(options, context):
         client.set_tag(run_id, "reused_teacher", context.teacher["path"])
         return TrainResult(dict(context.teacher["metrics"]), context.teacher["path"], None, 0.0, 0.0)
     resume = unfinished_checkpoint(train_dir, options.epochs)
@@ -196,6 +199,11 @@ def _train(options, context: TrialContext, run_id: str, train_dir: Path, callbac
         client.set_tag(run_id, "resumed_from", str(resume))
         options = options.replace(resume_from=str(resume))
     return run_training(options, None, storage_path=str(train_dir), callbacks=[callback])
+
+
+def reuses_teacher(options, context: TrialContext) -> bool:
+    """Whether the trial would train exactly the sweep's teacher again (split 0, same settings): it takes it instead."""
+    return options.mode == "teacher" and teacher_key(options) == context.teacher["key"]
 
 
 def teacher_key(options) -> str:

@@ -98,6 +98,7 @@ def _trainer(options: TrainOptions, loop, storage: Path, name: str, callbacks: l
             storage_path=str(storage),
             callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
+            failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
             # Ray Train's print patch tees worker prints to stdout and its logger: every line would show twice.
             worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
         ),

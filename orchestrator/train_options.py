@@ -109,6 +109,9 @@ class TrainOptions:
     """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
     use_gpu: bool = False
     """One GPU per worker."""
+    max_failures: int = 0
+    """Times Ray Train restarts the worker group from the latest epoch checkpoint after a worker or its node dies
+    (Ray Train's FailureConfig; -1 = without limit)."""
     precision: str = "fp32"
     """fp32, or bf16/fp16 autocast (GPU only)."""
     seed: int = 0
@@ -233,7 +236,7 @@ def _check_ranges(o: TrainOptions) -> None:
     at_least = {
         "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
         "eval_articles": 0, "compression_phase1_epochs": 0, "epochs": 1, "batch_size": 1, "eval_batch_size": 1,
-        "num_workers": 1, "max_train_examples": 1, "max_eval_examples": 1,
+        "num_workers": 1, "max_failures": -1, "max_train_examples": 1, "max_eval_examples": 1,
         "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
     }
     for name, low in at_least.items():

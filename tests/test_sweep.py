@@ -33,8 +33,10 @@ def write_space(folder: Path, name: str, body: str) -> Path:
     return path
 
 
-def tiny_space(folder: Path, name: str, num_samples: int) -> Path:
+def tiny_space(folder: Path, name: str, num_samples: int, epochs: int = 1, batch_size: int = 16,
+               max_train_examples: int = 48, max_eval_examples: int = 24) -> Path:
     """Students at every split of a 2-layer model, short sequences, ``num_samples`` smoke trials."""
+    settings = {**json.loads(SETTINGS), "batch_size": batch_size}
     return write_space(folder, name, f"""
         from search_spaces.base import SmokeSize, SweepSpec
 
@@ -43,9 +45,10 @@ def tiny_space(folder: Path, name: str, num_samples: int) -> Path:
             trial.suggest_categorical("cache_dtype", ["fp32", "int8"])
 
         SPEC = SweepSpec(
-            name="{name}", define_by_run=define, num_samples=4, epochs=1, settings={SETTINGS},
+            name="{name}", define_by_run=define, num_samples=4, epochs={epochs}, settings={settings!r},
             enqueued=lambda target: [{{"split": 1, "cache_dtype": "fp32"}}, {{"split": 2, "cache_dtype": "int8"}}],
-            smoke=SmokeSize(num_samples={num_samples}, epochs=1, max_train_examples=48, max_eval_examples=24),
+            smoke=SmokeSize(num_samples={num_samples}, epochs={epochs}, max_train_examples={max_train_examples},
+                            max_eval_examples={max_eval_examples}),
         )
     """)
 

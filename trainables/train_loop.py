@@ -379,7 +379,8 @@ class Worker:
         if start_epoch >= cfg.epochs:
             raise ValueError(f"resume_from: the checkpoint already finished epoch {start_epoch} of {cfg.epochs}; "
                              "raise epochs to train further")
-        self.setup_metrics = self._setup_teacher()
+        # Once per attempt: the step it starts from (0 when fresh; the checkpoint's step after a restart or resume).
+        self.setup_metrics = {**self._setup_teacher(), "start_step": self.global_step}
         self._enter_phase(cfg.phase_of(start_epoch), optimizer_state=None)
         torch.manual_seed(cfg.seed + 1000 * self.rank + start_epoch)  # dropout differs across replicas and resumes
         return start_epoch
