@@ -334,6 +334,7 @@ def ray_session(address: str | None) -> Iterator[None]:
     if ray.is_initialized():
         yield
         return
+    address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` and cluster_entry
     if address:
         ray.init(address=address)
     else:

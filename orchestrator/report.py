@@ -1,6 +1,6 @@
 """`decouple report SWEEP`: a sweep's Pareto table and the fastest configuration within an accuracy/size budget.
 
-``SWEEP`` is a sweep directory (``<storage>/<sweep name>``, printed at the end of `decouple sweep`). Rows come from
+``SWEEP`` is a sweep directory or bucket URI (``<storage>/<sweep name>``, printed at the end of `decouple sweep`). Rows come from
 the Tune experiment state: one per trial that finished (trials stopped early by ASHA or failed are counted, not
 ranked: their accuracy is from fewer epochs or missing).
 """
@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from orchestrator.cli import UserError
 from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
+from trainables.storage import resolve
 
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "cache_bytes_per_token",
                "trial_train_s", "trial_wall_s", "bench_s")
@@ -51,7 +51,7 @@ def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any]) -> di
     return row
 
 
-def load_rows(sweep_dir: Path) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
+def load_rows(sweep_dir: str) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
     """Rows of the finished trials in a Tune experiment directory, counts of the others by status, every trial id."""
     from ray.tune import ExperimentAnalysis
 
@@ -82,13 +82,13 @@ def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
     return {"trials": len(trained), "trial_wall_s": wall, "train_s": train, "overhead_s": wall - train}
 
 
-def build_report(sweep_dir: Path, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
+def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
     """The report of the sweep in ``sweep_dir``."""
     from orchestrator.sweep_runner import SweepRecord
 
     record = SweepRecord.load(sweep_dir)
     rows, others, trial_ids = load_rows(sweep_dir)
-    return SweepReport(str(sweep_dir), record.teacher, rows, pareto_front(rows, FRONT_OBJECTIVES),
+    return SweepReport(sweep_dir, record.teacher, rows, pareto_front(rows, FRONT_OBJECTIVES),
                        recommend(rows, budget), budget, others, trial_ids)
 
 
@@ -145,6 +145,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     budget = Budget(args.max_drop, args.min_speedup, args.max_bytes_per_token)
-    report = build_report(Path(args.sweep).expanduser().resolve(), budget)
+    report = build_report(resolve(args.sweep), budget)
     print(json.dumps(report.to_dict(), default=str) if args.json else format_report(report))
     return 0

@@ -1,8 +1,9 @@
 """Run a sweep: validate its space, train (or reuse) the teacher, then Ray Tune + Optuna over Ray Train trials.
 
-Layout under ``storage``::
+Layout under ``storage`` (a local directory, on a cluster one every node mounts, or a bucket URI such as
+``s3://bucket/sweeps``; see `trainables.storage`)::
 
-    mlflow.db                    the default MLflow store (sqlite)
+    mlflow.db                    the default MLflow store (sqlite; local storage only)
     teachers/<key>/              one teacher per (model, data, task, settings), reused by every sweep
     train/<sweep>-<trial id>/    each trial's Ray Train run (checkpoints)
     <sweep>/                     the Tune experiment; sweep.json records what `--resume` and `decouple report` need
@@ -23,8 +24,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli import UserError
+from orchestrator.shared_storage import check_shared
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
+from trainables.model_source import resolve_model
+from trainables.storage import exists, is_uri, join, read_text, resolve, write_text
 
 if TYPE_CHECKING:
     from orchestrator.report import SweepReport
@@ -57,9 +61,10 @@ class SweepOptions:
     smoke: bool = False
     """Run the space's smoke size: a few short trials on a slice of the data."""
     storage: str = "runs/sweeps"
-    """Root directory of teachers, trial runs and Tune experiments."""
+    """Root of teachers, trial runs and Tune experiments: a directory (on a multi-node cluster, one every node
+    mounts) or a bucket URI (s3://, gs://)."""
     tracking_uri: str | None = None
-    """MLflow tracking URI; None = ``sqlite:///<storage>/mlflow.db``."""
+    """MLflow tracking URI; None = ``sqlite:///<storage>/mlflow.db`` (local storage only)."""
     experiment: str = "decoupled-sweep"
     """MLflow experiment of the parent run and the nested trial runs."""
     resume: bool = False
@@ -96,6 +101,9 @@ class SweepOptions:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
         if self.task not in ("qa", "pair"):
             raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+        if is_uri(self.storage) and self.tracking_uri is None:
+            raise ValueError(f"--tracking-uri: --storage {self.storage} is a bucket, and the default sqlite store "
+                             "needs a local directory; pass the MLflow server, e.g. http://127.0.0.1:5000")
 
 
 @dataclass(frozen=True)
@@ -117,23 +125,23 @@ class SweepRecord:
     modes: list[str]
     target: dict[str, int]
 
-    def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / RECORD).write_text(json.dumps(asdict(self), indent=1))
+    def save(self, folder: str) -> None:
+        write_text(join(folder, RECORD), json.dumps(asdict(self), indent=1))
 
     @classmethod
-    def load(cls, folder: Path) -> "SweepRecord":
-        path = Path(folder) / RECORD
-        if not path.is_file():
+    def load(cls, folder: str) -> "SweepRecord":
+        path = join(str(folder), RECORD)
+        if not exists(path):
             raise UserError(f"{folder}: no {RECORD}; pass the directory of a sweep started by `decouple sweep`")
-        return cls(**json.loads(path.read_text()))
+        return cls(**json.loads(read_text(path)))
 
 
 @dataclass
 class SweepOutcome:
     """A finished `run_sweep`."""
 
-    sweep_dir: Path
+    sweep_dir: str
+    """The sweep's directory or bucket URI (what `decouple report` takes)."""
     record: SweepRecord
     report: "SweepReport"
     wall_s: float
@@ -188,7 +196,7 @@ def concurrent_slots(
     return max(1, slots)
 
 
-def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path, storage: Path) -> dict[str, Any]:
+def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str, storage: str) -> dict[str, Any]:
     """Training options every trial of this sweep starts from (the space's settings under the command line's)."""
     smoke = spec.smoke
     lengths = {"max_question_len": smoke.max_question_len, "max_passage_len": smoke.max_passage_len}
@@ -199,7 +207,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path, stora
         "epochs": smoke.epochs if options.smoke else spec.epochs,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
         "max_failures": options.max_failures,
-        "output_dir": str(storage / "train"), "progress": False,
+        "output_dir": join(storage, "train"), "progress": False,
     }
     if options.smoke:
         base |= {"max_train_examples": smoke.max_train_examples, "max_eval_examples": smoke.max_eval_examples}
@@ -213,7 +221,7 @@ def teacher_options(base: dict[str, Any]) -> dict[str, Any]:
     return values | {"mode": "teacher"}
 
 
-def ensure_teacher(base: dict[str, Any], storage: Path, tracking_uri: str, experiment: str) -> dict[str, Any]:
+def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experiment: str) -> dict[str, Any]:
     """Train the teacher once into ``<storage>/teachers/<key>``, or reuse the one already there."""
     from orchestrator.tracking import Tracking
     from orchestrator.train import run_training
@@ -221,29 +229,29 @@ def ensure_teacher(base: dict[str, Any], storage: Path, tracking_uri: str, exper
 
     options = TrainOptions.from_dict(teacher_options(base))
     key = teacher_key(options)
-    folder = storage / "teachers" / key
-    if (folder / TEACHER_RECORD).is_file():
-        return json.loads((folder / TEACHER_RECORD).read_text())
-    options = options.replace(output_dir=str(folder))
+    folder = join(storage, "teachers", key)
+    if exists(join(folder, TEACHER_RECORD)):
+        return json.loads(read_text(join(folder, TEACHER_RECORD)))
+    options = options.replace(output_dir=folder)
     print(f"[sweep] training the teacher {key} ({options.epochs} epochs on {options.data}) ...", flush=True)
-    result = run_training(options, Tracking(tracking_uri, experiment, f"teacher-{key}"), storage_path=str(folder))
+    result = run_training(options, Tracking(tracking_uri, experiment, f"teacher-{key}"), storage_path=folder)
     record = {"path": str(result.checkpoint_path), "accuracy": float(result.metrics[ACCURACY_KEY]), "key": key,
               "mlflow_run_id": result.mlflow_run_id, "wall_s": result.wall_s, "train_s": result.train_s,
               "metrics": result.metrics}
-    (folder / TEACHER_RECORD).write_text(json.dumps(record, indent=1, default=str))
+    write_text(join(folder, TEACHER_RECORD), json.dumps(record, indent=1, default=str))
     return record
 
 
 def given_teacher(path: str) -> dict[str, Any]:
     """A teacher passed with ``--teacher``: its accuracy is the one its training run recorded (metrics.json)."""
-    folder = Path(path).expanduser().resolve()
-    metrics = folder / "metrics.json"
-    if not (folder / "config.json").is_file() or not metrics.is_file():
+    folder = resolve(path)
+    metrics = join(folder, "metrics.json")
+    if not exists(join(folder, "config.json")) or not exists(metrics):
         raise UserError(f"--teacher {path}: needs config.json and metrics.json (a `decouple train` checkpoint)")
-    values = json.loads(metrics.read_text())
+    values = json.loads(read_text(metrics))
     if ACCURACY_KEY not in values:
         raise UserError(f"--teacher {path}: metrics.json has no {ACCURACY_KEY!r}; evaluate it with `decouple train`")
-    return {"path": str(folder), "accuracy": float(values[ACCURACY_KEY]), "key": "given", "train_s": 0.0,
+    return {"path": folder, "accuracy": float(values[ACCURACY_KEY]), "key": "given", "train_s": 0.0,
             "metrics": values}
 
 
@@ -274,7 +282,7 @@ def build_searcher(spec: SweepSpec, target: Target, seed: int):
                         points_to_evaluate=spec.points(target) or None, sampler=sampler_for(spec, seed))
 
 
-def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: TrialContext, storage: Path, seed: int,
+def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: TrialContext, storage: str, seed: int,
                 max_failures: int):
     """A fresh `Tuner`: OptunaSearch over the bound space, ASHA when asked, concurrency from ``record``."""
     from ray import tune
@@ -295,7 +303,7 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
             max_concurrent_trials=record.max_concurrent, trial_name_creator=_TrialName(record.sweep),
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=tune.RunConfig(name=record.sweep, storage_path=str(storage),
+        run_config=tune.RunConfig(name=record.sweep, storage_path=storage,
                                   failure_config=tune.FailureConfig(max_failures=max_failures), verbose=1),
     )
 
@@ -333,24 +341,25 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
 
     start = time.perf_counter()
     spec, source = load_spec(options.space)
-    storage = Path(options.storage).expanduser().resolve()
-    sweep_dir = storage / sweep_name(spec, options.smoke)
+    storage = resolve(options.storage)
+    sweep_dir = join(storage, sweep_name(spec, options.smoke))
     previous = SweepRecord.load(sweep_dir) if options.resume else None
-    if previous is None and sweep_dir.exists():
+    if previous is None and exists(sweep_dir):
         raise UserError(f"{sweep_dir} already holds a sweep; add --resume to continue it or pick another --storage")
     base, target = _validated(spec, source, options, storage, previous)
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(**ray_init_args(options.ray_address))
     try:
+        check_shared(storage)
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target)
         context = TrialContext(
             sweep=record.sweep, base=record.base, tracking_uri=record.tracking_uri, experiment=record.experiment,
             parent_run_id=record.parent_run_id, teacher=record.teacher,
-            train_storage=str(storage / "train"), bench=options.bench, worker_cpus=WORKER_CPUS,
+            train_storage=join(storage, "train"), bench=options.bench, worker_cpus=WORKER_CPUS,
         )
-        if previous and tune.Tuner.can_restore(str(sweep_dir)):
-            tuner = tune.Tuner.restore(str(sweep_dir), trainable=_trainable(context), resume_errored=True)
+        if previous and tune.Tuner.can_restore(sweep_dir):
+            tuner = tune.Tuner.restore(sweep_dir, trainable=_trainable(context), resume_errored=True)
         else:  # a new sweep, or one stopped before Tune saved any state
             tuner = build_tuner(spec, target, record, context, storage, options.seed, options.max_failures)
         fit_start = time.perf_counter()
@@ -370,7 +379,7 @@ def ray_init_args(address: str | None) -> dict[str, Any]:
     return {"address": address} if address else {"include_dashboard": True}
 
 
-def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: Path,
+def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
     from orchestrator.train_options import resolve_model_path
@@ -378,9 +387,10 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: Pa
     if previous:
         base = checked = previous.base
     else:
-        base = base_options(options, spec, resolve_model_path(options.model), storage)
+        model = resolve_model_path(options.model)  # checked (a bucket's model downloaded) here; workers get the URI
+        base = base_options(options, spec, options.model if is_uri(options.model) else model, storage)
         checked = {**base, "teacher": options.teacher or base["model"]}  # the teacher-to-be has the model's shape
-    target = Target.from_checkpoint(base["model"], base["epochs"])
+    target = Target.from_checkpoint(resolve_model(base["model"]), base["epochs"])
     validate_spec(spec, target, checked, source=str(source), seed=options.seed)
     return base, target
 
@@ -392,7 +402,7 @@ def _resumed(record: SweepRecord) -> SweepRecord:
     return record
 
 
-def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: Path, base: dict[str, Any],
+def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: str, base: dict[str, Any],
                 target: Target) -> SweepRecord:
     """Train or take the teacher, size the concurrency, open the MLflow parent run, and write ``sweep.json``."""
     import ray
@@ -401,7 +411,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: P
     from orchestrator.tracking import Tracking, default_tracking_uri
 
     name = sweep_name(spec, options.smoke)
-    tracking_uri = options.tracking_uri or default_tracking_uri(storage)
+    tracking_uri = options.tracking_uri or default_tracking_uri(Path(storage))
     teacher = given_teacher(options.teacher) if options.teacher else ensure_teacher(
         base, storage, tracking_uri, options.experiment)
     slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)
@@ -419,11 +429,11 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: P
         experiment=options.experiment, parent_run_id=parent, metrics=list(spec.metrics), modes=list(spec.modes),
         target=asdict(target),
     )
-    record.save(storage / name)
+    record.save(join(storage, name))
     return record
 
 
-def summarise(record: SweepRecord, sweep_dir: Path, tune_wall_s: float) -> "SweepReport":
+def summarise(record: SweepRecord, sweep_dir: str, tune_wall_s: float) -> "SweepReport":
     """The sweep's report (default budget), logged to its MLflow parent run with this invocation's Tune wall time
     and the per-trial overhead; the parent run is then closed."""
     from orchestrator.report import build_report, overhead

@@ -31,6 +31,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run
 from orchestrator.tracking import Tracking, end_run, log_artifact, log_metrics, log_params
 from search_spaces.base import STUDENT_ONLY
+from trainables import storage
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
@@ -114,7 +115,7 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     from trainables.decoupled import DecoupledModel
     from trainables.decoupled_config import DecoupledConfig
 
-    source = options.teacher or str(resolve_model_path(options.model))
+    source = storage.local_copy(options.teacher) if options.teacher else resolve_model_path(options.model)
     shape = AutoConfig.from_pretrained(source, local_files_only=True)
     common = dict(max_question_len=options.max_question_len, task=options.task, num_labels=max(2, shape.num_labels))
     student_config = DecoupledConfig(
@@ -156,9 +157,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         log_params(context.tracking_uri, run_id, {**options.to_dict(), "trial_id": trial_id})
         speed = _measure(options, context)
         callback = SweepReportCallback(speed, context.teacher["accuracy"], context.tracking_uri, run_id)
-        result = _train(options, context, run_id, Path(context.train_storage) / run_name, callback)
+        result = _train(options, context, run_id, storage.join(context.train_storage, run_name), callback)
         if result.checkpoint_path:
-            log_checkpoint(context.tracking_uri, run_id, Path(result.checkpoint_path))
+            log_checkpoint(context.tracking_uri, run_id, storage.local_copy(result.checkpoint_path))
     except BaseException:
         end_run(context.tracking_uri, run_id, "FAILED")
         raise
@@ -185,7 +186,7 @@ def _measure(options, context: TrialContext) -> dict[str, float]:
     return {**speed, "bench_s": time.perf_counter() - start}
 
 
-def _train(options, context: TrialContext, run_id: str, train_dir: Path, callback: SweepReportCallback):
+def _train(options, context: TrialContext, run_id: str, train_dir: str, callback: SweepReportCallback):
     """Train the trial on Ray Train (continuing an interrupted attempt), or take the teacher when split 0 would
     train exactly the teacher again."""
     from orchestrator.train import TrainResult, run_training
@@ -198,7 +199,7 @@ def _train(options, context: TrialContext, run_id: str, train_dir: Path, callbac
     if resume is not None:
         client.set_tag(run_id, "resumed_from", str(resume))
         options = options.replace(resume_from=str(resume))
-    return run_training(options, None, storage_path=str(train_dir), callbacks=[callback])
+    return run_training(options, None, storage_path=train_dir, callbacks=[callback])
 
 
 def reuses_teacher(options, context: TrialContext) -> bool:
@@ -221,14 +222,16 @@ def trained_seconds(uri: str, run_id: str) -> float:
     return float(sum(per_epoch.values()))
 
 
-def unfinished_checkpoint(train_dir: Path, epochs: int) -> Path | None:
-    """The newest epoch checkpoint under ``train_dir`` that stopped before ``epochs``, if any."""
+def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
+    """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
+    the latest epoch, then the latest run (run labels end in their start time)."""
     from trainables.train_loop import TRAINER_STATE
 
-    best: tuple[int, float, Path] | None = None
-    for state in train_dir.glob(f"*/*/{TRAINER_STATE}"):
-        epoch = int(json.loads(state.read_text())["epoch"])
-        key = (epoch, state.stat().st_mtime, state.parent)
+    best: tuple[int, str, str] | None = None
+    for state in storage.find_files(train_dir, TRAINER_STATE):
+        epoch = int(json.loads(storage.read_text(state))["epoch"])
+        folder = storage.parent(state)
+        key = (epoch, storage.name(storage.parent(folder)), folder)
         if epoch < epochs and (best is None or key[:2] > best[:2]):
             best = key
     return None if best is None else best[2]
@@ -239,6 +242,6 @@ def log_checkpoint(uri: str, run_id: str, folder: Path) -> None:
     from trainables.train_loop import OPTIMIZER_STATE
 
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != OPTIMIZER_STATE:
+        if path.is_file() and path.name not in (OPTIMIZER_STATE, storage.COMPLETE):
             parent = path.parent.relative_to(folder)
             log_artifact(uri, run_id, path, str(Path("checkpoint", *parent.parts)))

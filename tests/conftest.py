@@ -41,3 +41,21 @@ def tiny_qa_checkpoint(tmp_path_factory, tokenizer) -> Path:
     BertForQuestionAnswering(tiny_bert_config()).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(tmp_path_factory):
+    """A real S3 API on 127.0.0.1 (moto's server) with one empty bucket; yields its URI stem
+    ``s3://<bucket>`` and the query options that point pyarrow (and so Ray) at the server. Credentials are dummies
+    set in the environment, which Ray workers started afterwards inherit."""
+    import os
+
+    boto3 = pytest.importorskip("boto3")
+    server_module = pytest.importorskip("moto.server")
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="decouple-tests")
+    yield "s3://decouple-tests", f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+    server.stop()

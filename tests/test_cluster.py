@@ -11,6 +11,7 @@ head, training workers and speed measurements go to the worker nodes.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -128,12 +129,16 @@ def history(client: MlflowClient, run_id: str, key: str) -> list[tuple[int, floa
 def test_sweep_survives_losing_worker_nodes_mid_trial(cluster, mlflow_server, tiny_qa_checkpoint, tmp_path):
     shared = tmp_path / "shared"  # every node of this cluster sees it: the shared storage Ray 2.60 needs
     space = tiny_space(tmp_path, "multinode", num_samples=2, epochs=2, batch_size=4, **EPOCH_STEPS_DATA)
-    command = sweep_command(space, shared, tiny_qa_checkpoint, "--data", DATA, "--ray-address", cluster.address,
-                            "--tracking-uri", mlflow_server, "--max-failures", "2", "--max-concurrent", "2")
+    # Through the `ray submit` entry script, run as a file on the "head", the cluster's settings in its environment.
+    command = [sys.executable, str(REPO / "orchestrator" / "cluster_entry.py"), "sweep", str(space), "--smoke",
+               "--model", str(tiny_qa_checkpoint), "--data", DATA, "--max-failures", "2", "--max-concurrent", "2"]
+    env = {**os.environ, "RAY_ADDRESS": cluster.address, "DECOUPLE_STORAGE": str(shared),
+           "DECOUPLE_TRACKING_URI": mlflow_server}
     log_path = tmp_path / "sweep.log"
     client = MlflowClient(mlflow_server)
     with log_path.open("w") as log:
-        sweep = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        sweep = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
         try:
             # Wait until Ray Train has registered a trial's epoch-1 checkpoint (its controller then logs epoch 1 to
             # MLflow) and the trial is training epoch 2.
@@ -196,3 +201,34 @@ def test_ray_job_submit_runs_the_smoke_sweep(head_only, tiny_qa_checkpoint, tmp_
     runs = client.search_runs([client.get_experiment_by_name("decoupled-sweep").experiment_id],
                               "tags.`decouple.sweep` = 'submitted-smoke'")
     assert len([r for r in runs if "decouple.trial_id" in r.data.tags]) == 2
+
+
+def test_sweep_keeps_its_runs_in_a_bucket(mlflow_server, s3_bucket, tiny_qa_checkpoint, tmp_path, monkeypatch, capsys):
+    """--storage s3://...: teacher, trial checkpoints, Tune state and records all live in the bucket (a real S3 API
+    on localhost); workers load the teacher from their node's copy; `decouple report` reads the sweep from there."""
+    from orchestrator.cli import main
+    from trainables import storage
+
+    bucket, query = s3_bucket
+    root = f"{bucket}/{tmp_path.name}?{query}"
+    monkeypatch.setenv(storage.CACHE_ENV, str(tmp_path / "cache"))
+    space = tiny_space(tmp_path, "bucketed", num_samples=2)
+    command = sweep_command(space, root, tiny_qa_checkpoint, "--data", "synthetic:articles=10",
+                            "--tracking-uri", mlflow_server)
+    done = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert not (tmp_path / "runs").exists() and not list(tmp_path.glob("*.db"))  # nothing written locally
+
+    teachers = storage.find_files(storage.join(root, "teachers"), "teacher.json")
+    assert len(teachers) == 1 and json.loads(storage.read_text(teachers[0]))["path"].startswith(bucket + "/")
+    assert len(storage.find_files(storage.join(root, "train"), "trainer_state.json")) == 2  # one checkpoint a trial
+    sweep_dir = storage.join(root, "bucketed-smoke")
+    assert f"decouple report {sweep_dir}" in done.stdout
+    assert main(["report", sweep_dir, "--max-drop", "100", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)["rows"]) == 2
+
+    client = MlflowClient(mlflow_server)
+    trials = [r for r in sweep_runs(client, "bucketed-smoke") if "decouple.trial_id" in r.data.tags]
+    assert len(trials) == 2
+    for run in trials:
+        assert "checkpoint" in {a.path for a in client.list_artifacts(run.info.run_id)}

@@ -26,4 +26,17 @@ def test_image_matches_the_pinned_ray_version():
 def test_dashboard_and_mlflow_are_not_bound_to_public_addresses():
     commands = " ".join(load()["head_start_ray_commands"])
     assert "--dashboard-host=127.0.0.1" in commands
-    assert "mlflow server" in commands and "0.0.0.0" not in commands
+    assert "mlflow server --host 127.0.0.1" in commands and "0.0.0.0" not in commands
+
+
+def test_entry_script_fills_in_the_clusters_tracking_and_storage_only_where_not_given():
+    from orchestrator.cluster_entry import HEAD_MLFLOW, with_cluster_defaults
+
+    env = {"DECOUPLE_STORAGE": "s3://bucket/sweeps"}
+    assert with_cluster_defaults(["sweep", "split"], env) == [
+        "sweep", "split", "--tracking-uri", HEAD_MLFLOW, "--storage", "s3://bucket/sweeps"]
+    assert with_cluster_defaults(["sweep", "split", "--storage=/mnt/efs", "--tracking-uri", "http://h:1"], env) == [
+        "sweep", "split", "--storage=/mnt/efs", "--tracking-uri", "http://h:1"]
+    assert with_cluster_defaults(["train", "--no-tracking"], env) == [
+        "train", "--no-tracking", "--output-dir", "s3://bucket/sweeps"]
+    assert with_cluster_defaults(["cache", "build", "--out", "x"], env) == ["cache", "build", "--out", "x"]

@@ -32,6 +32,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import AutoTokenizer
 
+from trainables import storage
 from trainables.decoupled import DecoupledModel, DecoupledOutput
 from trainables.decoupled_config import DecoupledConfig
 from trainables.evaluation import evaluate_pairs, evaluate_qa
@@ -122,9 +123,10 @@ class LoopConfig:
     mode: str
     """teacher or student."""
     init_path: str
-    """Local checkpoint the trained model starts from (pre-trained encoder or fine-tuned teacher)."""
+    """Checkpoint the trained model starts from (pre-trained encoder or fine-tuned teacher): a directory or a bucket
+    URI (each worker loads it from its node's local copy)."""
     teacher_path: str | None
-    """Frozen teacher checkpoint for distillation; None when the run needs no teacher."""
+    """Frozen teacher checkpoint for distillation, a directory or a bucket URI; None when the run needs no teacher."""
     decoupled: DecoupledConfig
     """Split, compression, cache dtype, Q, task of the trained model (num_labels is taken from the data)."""
     data: DataSpec
@@ -144,7 +146,7 @@ class LoopConfig:
     seed: int
     """Seed of initialisation, data order and dropout."""
     resume_from: str | None
-    """Checkpoint directory to continue from when Ray has none to restore."""
+    """Checkpoint (directory or bucket URI) to continue from when Ray has none to restore."""
     progress: bool
     """Progress bars on rank 0."""
     record: dict
@@ -320,10 +322,13 @@ def train_loop_per_worker(config: dict) -> None:
     import ray.train.torch
 
     cfg: LoopConfig = config["loop"]
+    # Models in a bucket are read from this node's local copy.
+    cfg = replace(cfg, init_path=str(storage.local_copy(cfg.init_path)),
+                  teacher_path=cfg.teacher_path and str(storage.local_copy(cfg.teacher_path)))
     context = ray.train.get_context()
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None and cfg.resume_from is not None:
-        checkpoint = ray.train.Checkpoint.from_directory(cfg.resume_from)
+        checkpoint = ray.train.Checkpoint(cfg.resume_from)  # a directory or a bucket URI
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
         saved = None if checkpoint_dir is None else ray.train.Checkpoint.from_directory(checkpoint_dir)

@@ -1,0 +1,136 @@
+"""Where runs are kept: a local directory (on a cluster, a mount every node shares) or a bucket URI (``s3://``,
+``gs://``, ... anything `pyarrow.fs` opens; query options such as ``?endpoint_override=host:port`` pass through).
+
+Ray Train and Tune take either form as ``storage_path`` (Ray 2.60 needs storage every node reaches for multi-node
+checkpoints). Our own records (``sweep.json``, ``teacher.json``, options files) go through the same `pyarrow.fs`
+filesystem Ray uses, and a model in a bucket is downloaded once per node into a local cache (`local_copy`) before
+anything loads it. A *location* below is a local path or a URI, as a string.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CACHE_ENV = "DECOUPLE_CACHE_DIR"
+"""Local directory for models downloaded from buckets (default ``~/.cache/decoupled-sweep``)."""
+COMPLETE = ".complete"
+"""Written last into a downloaded copy: a copy without it was interrupted and is fetched again."""
+
+
+def is_uri(location: str | Path) -> bool:
+    """Whether ``location`` names a bucket (``scheme://...``) rather than a local path."""
+    return "://" in str(location)
+
+
+def resolve(location: str | Path) -> str:
+    """A local path made absolute (``~`` expanded); a URI unchanged."""
+    return str(location) if is_uri(location) else str(Path(location).expanduser().resolve())
+
+
+def join(location: str, *parts: str) -> str:
+    """``location/part/...``; a URI keeps its query options at the end."""
+    if not is_uri(location):
+        return str(Path(location, *parts))
+    base, sep, query = location.partition("?")
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)]) + sep + query
+
+
+def parent(location: str) -> str:
+    """The directory holding ``location`` (a URI keeps its query options)."""
+    if not is_uri(location):
+        return str(Path(location).parent)
+    base, sep, query = location.partition("?")
+    return base.rstrip("/").rsplit("/", 1)[0] + sep + query
+
+
+def name(location: str) -> str:
+    """The last component of ``location``."""
+    return location.partition("?")[0].rstrip("/").rsplit("/", 1)[-1] if is_uri(location) else Path(location).name
+
+
+def filesystem(location: str):
+    """The `pyarrow.fs` filesystem holding ``location`` and the path inside it."""
+    import pyarrow.fs as pafs
+
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(location)
+    return pafs.LocalFileSystem(), resolve(location)
+
+
+def exists(location: str) -> bool:
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    return fs.get_file_info(path).type != pafs.FileType.NotFound
+
+
+def read_text(location: str) -> str:
+    fs, path = filesystem(location)
+    with fs.open_input_stream(path) as stream:
+        return stream.read().decode("utf-8")
+
+
+def write_text(location: str, text: str) -> None:
+    """Write ``text`` to ``location``, creating its directory."""
+    fs, path = filesystem(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as stream:
+        stream.write(text.encode("utf-8"))
+
+
+def find_files(location: str, name: str) -> list[str]:
+    """Locations of every file called ``name`` under ``location`` (none if it does not exist)."""
+    import pyarrow.fs as pafs
+
+    fs, path = filesystem(location)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    found = fs.get_file_info(pafs.FileSelector(path, recursive=True))
+    return [_location_like(location, info.path) for info in found
+            if info.type == pafs.FileType.File and info.base_name == name]
+
+
+def location_of(path: str, storage: str) -> str:
+    """A path inside ``storage``'s filesystem (e.g. a Ray `Checkpoint.path`, ``bucket/key`` for S3) as a location."""
+    return _location_like(storage, path)
+
+
+def _location_like(reference: str, path: str) -> str:
+    if not is_uri(reference):
+        return path
+    scheme = reference.split("://", 1)[0]
+    query = reference.partition("?")[2]
+    return f"{scheme}://{path.lstrip('/')}" + (f"?{query}" if query else "")
+
+
+def local_copy(location: str | Path) -> Path:
+    """A local directory holding ``location``: the path itself when local, else a copy downloaded once into the
+    node's cache (keyed by the URI; concurrent callers each download, the first complete copy wins)."""
+    if not is_uri(location):
+        return Path(resolve(location))
+    import pyarrow.fs as pafs
+
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "decoupled-sweep").expanduser()
+    target = root / hashlib.sha1(str(location).encode()).hexdigest()[:16]
+    if (target / COMPLETE).is_file():
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=root, prefix=".download-"))
+    try:
+        fs, path = filesystem(str(location))
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"{location}: no such directory in the bucket")
+        pafs.copy_files(path, str(staging), source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        (staging / COMPLETE).write_text(str(location))
+        try:
+            staging.rename(target)
+        except OSError:  # another process finished first, or an interrupted copy sits there
+            if not (target / COMPLETE).is_file():
+                shutil.rmtree(target, ignore_errors=True)
+                staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
