@@ -22,14 +22,14 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run
-from orchestrator.tracking import Tracking, end_run, log_artifact, log_metrics, log_params
+from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
+from orchestrator.train import log_checkpoint
 from search_spaces.base import STUDENT_ONLY
 from trainables import storage
 
@@ -159,7 +159,7 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
         callback = SweepReportCallback(speed, context.teacher["accuracy"], context.tracking_uri, run_id)
         result = _train(options, context, run_id, storage.join(context.train_storage, run_name), callback)
         if result.checkpoint_path:
-            log_checkpoint(context.tracking_uri, run_id, storage.local_copy(result.checkpoint_path))
+            log_checkpoint(context.tracking_uri, run_id, result.checkpoint_path)
     except BaseException:
         end_run(context.tracking_uri, run_id, "FAILED")
         raise
@@ -235,13 +235,3 @@ def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
         if epoch < epochs and (best is None or key[:2] > best[:2]):
             best = key
     return None if best is None else best[2]
-
-
-def log_checkpoint(uri: str, run_id: str, folder: Path) -> None:
-    """The final checkpoint as the trial run's ``checkpoint/`` artifact, without the optimizer state (resume-only)."""
-    from trainables.train_loop import OPTIMIZER_STATE
-
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name not in (OPTIMIZER_STATE, storage.COMPLETE):
-            parent = path.parent.relative_to(folder)
-            log_artifact(uri, run_id, path, str(Path("checkpoint", *parent.parts)))

@@ -169,24 +169,33 @@ def _start_tracking(options: TrainOptions, loop, tracking: Tracking | None) -> s
 
 
 def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str | None) -> None:
-    """Options, final checkpoint (without optimizer state: it only serves resuming) and eval predictions."""
+    """Options, final checkpoint and eval predictions."""
     import tempfile
 
     from orchestrator.tracking import log_artifact
-    from trainables.train_loop import OPTIMIZER_STATE, PREDICTIONS
+    from trainables.train_loop import PREDICTIONS
 
     with tempfile.TemporaryDirectory() as folder:
         options.to_yaml(Path(folder) / OPTIONS_FILE)
         log_artifact(uri, run_id, Path(folder) / OPTIONS_FILE)
     if checkpoint is None:
         return
+    folder = log_checkpoint(uri, run_id, checkpoint)
+    if (folder / PREDICTIONS).is_file():
+        log_artifact(uri, run_id, folder / PREDICTIONS)
+
+
+def log_checkpoint(uri: str, run_id: str, checkpoint: str) -> Path:
+    """The checkpoint (a directory or bucket URI) as the run's ``checkpoint/`` artifact, without the optimizer state
+    (it only serves resuming); returns the local directory it was read from."""
+    from orchestrator.tracking import log_artifact
+    from trainables.train_loop import OPTIMIZER_STATE
+
     folder = storage.local_copy(checkpoint)
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.name not in (OPTIMIZER_STATE, storage.COMPLETE):
-            parent = path.parent.relative_to(folder)
-            log_artifact(uri, run_id, path, str(Path("checkpoint") / parent) if parent.parts else "checkpoint")
-    if (folder / PREDICTIONS).is_file():
-        log_artifact(uri, run_id, folder / PREDICTIONS)
+            log_artifact(uri, run_id, path, str(Path("checkpoint", *path.parent.relative_to(folder).parts)))
+    return folder
 
 
 def worker_input_error(err: BaseException) -> ValueError | None:
