@@ -75,4 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m orchestrator.cli`: run the imported module's main, so UserError is the class the commands raise.
+    from orchestrator.cli import main as imported_main
+
+    sys.exit(imported_main())
