@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli import UserError
 from orchestrator.shared_storage import check_shared
+from orchestrator.tracking import default_tracking_uri
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
 from trainables.model_source import resolve_model
@@ -101,9 +102,8 @@ class SweepOptions:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
         if self.task not in ("qa", "pair"):
             raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
-        if is_uri(self.storage) and self.tracking_uri is None:
-            raise ValueError(f"--tracking-uri: --storage {self.storage} is a bucket, and the default sqlite store "
-                             "needs a local directory; pass the MLflow server, e.g. http://127.0.0.1:5000")
+        if self.tracking_uri is None:
+            default_tracking_uri(self.storage)  # refuses a bucket before anything starts
 
 
 @dataclass(frozen=True)
@@ -408,10 +408,10 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     import ray
 
     from orchestrator.sweep_tracking import SWEEP_TAG, environment_tags, start_sweep_run
-    from orchestrator.tracking import Tracking, default_tracking_uri
+    from orchestrator.tracking import Tracking
 
     name = sweep_name(spec, options.smoke)
-    tracking_uri = options.tracking_uri or default_tracking_uri(Path(storage))
+    tracking_uri = options.tracking_uri or default_tracking_uri(storage)
     teacher = given_teacher(options.teacher) if options.teacher else ensure_teacher(
         base, storage, tracking_uri, options.experiment)
     slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)

@@ -19,13 +19,19 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.validation import MAX_METRICS_PER_BATCH, MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 from ray.train import UserCallback
 
+from trainables.storage import is_uri
+
 SQLITE_PREFIX = "sqlite:///"
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 
 
-def default_tracking_uri(root: Path) -> str:
-    """``sqlite:///<abs root>/mlflow.db`` — the embedded store (the database file is created on first use)."""
+def default_tracking_uri(root: str | Path) -> str:
+    """``sqlite:///<abs root>/mlflow.db`` — the embedded store (the database file is created on first use). A bucket
+    ``root`` has no place for it: ValueError naming ``--tracking-uri``."""
+    if is_uri(root):
+        raise ValueError(f"--tracking-uri: {root} is a bucket, and the default sqlite store needs a local directory; "
+                         "pass an MLflow server, e.g. http://127.0.0.1:5000")
     return SQLITE_PREFIX + str((Path(root) / "mlflow.db").resolve())
 
 

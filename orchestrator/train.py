@@ -120,8 +120,10 @@ def loop_config(options: TrainOptions):
 
     o = options
     from_teacher = o.mode == "student" and o.student_init == "teacher"
-    # A bucket URI goes to the workers as it is: each loads its own node's copy.
-    init = absolute(o.teacher) if from_teacher else o.model if storage.is_uri(o.model) else resolve_model_path(o.model)
+    if from_teacher:
+        init = absolute(o.teacher)
+    else:  # a bucket URI goes to the workers as it is: each loads its own node's copy
+        init = o.model if storage.is_uri(o.model) else resolve_model_path(o.model)
     return LoopConfig(
         mode=o.mode,
         init_path=str(init),
@@ -239,10 +241,7 @@ def run(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     tracking = None
     if not args.no_tracking:
-        if args.tracking_uri is None and storage.is_uri(options.output_dir):
-            raise ValueError(f"--tracking-uri: output_dir={options.output_dir!r} is a bucket, and the default sqlite "
-                             "store needs a local directory; pass an MLflow server (http://host:5000) or --no-tracking")
-        uri = args.tracking_uri or default_tracking_uri(Path(options.output_dir))
+        uri = args.tracking_uri or default_tracking_uri(options.output_dir)
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)

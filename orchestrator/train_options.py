@@ -298,19 +298,15 @@ def _check_paths(o: TrainOptions) -> None:
             raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
         if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
             raise ValueError(f"{name}={source!r}: no such file")
-    if o.teacher is not None and not storage.exists(storage.join(_expanded(o.teacher), "config.json")):
+    if o.teacher is not None and not storage.exists(storage.join(storage.resolve(o.teacher), "config.json")):
         raise ValueError(f"teacher={o.teacher!r} has no config.json; pass the checkpoint directory of a teacher run")
-    if o.resume_from is not None and not storage.exists(storage.join(_expanded(o.resume_from), "config.json")):
+    if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):
         raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
-
-
-def _expanded(location: str) -> str:
-    return location if storage.is_uri(location) else str(Path(location).expanduser())
 
 
 def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
     """(layers, hidden size, position embeddings) from a checkpoint's config.json (a local path or a bucket URI)."""
-    config = json.loads(storage.read_text(storage.join(_expanded(str(path)), "config.json")))
+    config = json.loads(storage.read_text(storage.join(storage.resolve(str(path)), "config.json")))
     try:
         return int(config["num_hidden_layers"]), int(config["hidden_size"]), int(config["max_position_embeddings"])
     except KeyError as err:

@@ -54,3 +54,11 @@ def test_local_copy_downloads_a_bucket_directory_once(root, tmp_path, monkeypatc
             storage.local_copy(storage.join(root, "absent"))
     else:
         assert str(copy) == storage.resolve(folder)
+
+
+def test_a_bucket_has_no_default_mlflow_store(tmp_path):
+    from orchestrator.tracking import default_tracking_uri
+
+    with pytest.raises(ValueError, match=r"^--tracking-uri: s3://bucket/x is a bucket"):
+        default_tracking_uri("s3://bucket/x")
+    assert default_tracking_uri(str(tmp_path)) == f"sqlite:///{tmp_path}/mlflow.db"
