@@ -88,7 +88,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from trainables.train_loop import train_loop_per_worker
+    from trainables.loop_config import train_loop_per_worker
 
     return TorchTrainer(
         train_loop_per_worker,
@@ -109,8 +109,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
 def loop_config(options: TrainOptions):
     """The workers' `LoopConfig`: options with every local path made absolute (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
-    from trainables.optim import OptimSpec
-    from trainables.train_loop import DataSpec, DistillSpec, LoopConfig
+    from trainables.loop_config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
     def absolute(path: str | None) -> str | None:
         if path is None:
@@ -124,18 +123,23 @@ def loop_config(options: TrainOptions):
         init = absolute(o.teacher)
     else:  # a bucket URI goes to the workers as it is: each loads its own node's copy
         init = o.model if storage.is_uri(o.model) else resolve_model_path(o.model)
+    teacher = absolute(o.teacher) if o.uses_teacher else None
+    data = DataSpec(source=absolute(o.data), eval_source=absolute(o.eval_data), task=o.task,
+                    eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
+                    max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
+                    doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
+                    max_eval_examples=o.max_eval_examples, seed=o.seed)
+    logits_file = None
+    if teacher is not None and o.teacher_logits_cache is not None:
+        logits_file = teacher_logits_file(storage.resolve(o.teacher_logits_cache), teacher, data, o.precision)
     return LoopConfig(
         mode=o.mode,
         init_path=str(init),
-        teacher_path=absolute(o.teacher) if o.uses_teacher else None,
+        teacher_path=teacher,
         decoupled=DecoupledConfig(split=o.split, compression_ratio=o.compression_ratio, cache_dtype=o.cache_dtype,
                                   max_question_len=o.max_question_len, cross_embeddings=o.cross_embeddings,
                                   task=o.task),
-        data=DataSpec(source=absolute(o.data), eval_source=absolute(o.eval_data), task=o.task,
-                      eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
-                      max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
-                      doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
-                      max_eval_examples=o.max_eval_examples, seed=o.seed),
+        data=data,
         distill=DistillSpec(temperature=o.kd_temperature, alpha=o.kd_alpha, hidden_weight=o.hidden_weight,
                             attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
         optim=OptimSpec(lr=o.lr, weight_decay=o.weight_decay, warmup_ratio=o.warmup_ratio,
@@ -148,6 +152,7 @@ def loop_config(options: TrainOptions):
         resume_from=absolute(o.resume_from),
         progress=o.progress,
         record=o.to_dict(),
+        teacher_logits_file=logits_file,
     )
 
 
@@ -175,7 +180,7 @@ def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str |
     import tempfile
 
     from orchestrator.tracking import log_artifact
-    from trainables.train_loop import PREDICTIONS
+    from trainables.loop_config import PREDICTIONS
 
     with tempfile.TemporaryDirectory() as folder:
         options.to_yaml(Path(folder) / OPTIONS_FILE)
@@ -191,7 +196,7 @@ def log_checkpoint(uri: str, run_id: str, checkpoint: str) -> Path:
     """The checkpoint (a directory or bucket URI) as the run's ``checkpoint/`` artifact, without the optimizer state
     (it only serves resuming); returns the local directory it was read from."""
     from orchestrator.tracking import log_artifact
-    from trainables.train_loop import OPTIMIZER_STATE
+    from trainables.loop_config import OPTIMIZER_STATE
 
     folder = storage.local_copy(checkpoint)
     for path in sorted(folder.rglob("*")):

@@ -128,6 +128,9 @@ class TrainOptions:
     """A checkpoint directory of an earlier run of the same configuration: training continues after its epoch."""
     progress: bool = True
     """Show progress bars on the console."""
+    teacher_logits_cache: str | None = None
+    """Directory (or bucket URI) where a logit-KD student keeps its teacher's logits over the training rows, for later
+    runs with the same teacher and data to load instead of recomputing (a sweep shares one); None = compute per run."""
 
     def __post_init__(self) -> None:
         _check_choices(self)

@@ -32,7 +32,7 @@ SCHEDULERS = ("asha",)
 SAMPLERS = ("tpe", "nsga2")
 RUNNER_FIELDS = frozenset({
     "mode", "model", "teacher", "data", "eval_data", "task", "output_dir", "num_workers", "use_gpu", "precision",
-    "resume_from", "progress", "epochs", "max_train_examples", "max_eval_examples",
+    "resume_from", "progress", "epochs", "max_train_examples", "max_eval_examples", "teacher_logits_cache",
 })
 """`TrainOptions` fields the runner owns: a search space may not set them (the sweep's command line does)."""
 STUDENT_ONLY = frozenset({

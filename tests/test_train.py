@@ -87,6 +87,30 @@ def test_feature_losses_and_two_phase_compression(tmp_path):
     assert second["step"] == 2 * first["step"]
 
 
+def test_teacher_logits_are_cached_once_per_teacher_and_data(tmp_path):
+    tiny = _tiny_checkpoint(tmp_path / "tiny", layers=2, hidden=32)
+    teacher = tmp_path / "teacher"
+    DecoupledModel.from_hf(tiny, DecoupledConfig(split=0)).save_pretrained(teacher)
+    options = TrainOptions(mode="student", model=tiny, teacher=str(teacher), split=1, kd_alpha=0.5, epochs=1,
+                           max_train_examples=24, max_eval_examples=8, teacher_logits_cache=str(tmp_path / "cache"),
+                           **{**TINY, "data": "synthetic:articles=4", "eval_articles": 1})
+
+    def logits_of(opts: TrainOptions) -> tuple[torch.Tensor, dict]:
+        worker = Worker(loop_config(opts), 0, 1, torch.device("cpu"))
+        worker.setup(None)
+        return worker.teacher_logits, worker.setup_metrics
+
+    computed, first = logits_of(options)
+    cached, second = logits_of(options.replace(split=2, kd_temperature=4.0))  # another student of the same teacher
+    assert (first["teacher_logits_reused"], second["teacher_logits_reused"]) == (0.0, 1.0)
+    assert torch.equal(computed, cached) and computed.shape[1:] == (2, 24 + 64)  # one row per passage window
+    other, third = logits_of(options.replace(max_train_examples=16))  # other rows: other logits, in their own file
+    assert third["teacher_logits_reused"] == 0.0 and other.shape[0] < computed.shape[0]
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 2
+    without, fourth = logits_of(options.replace(teacher_logits_cache=None))
+    assert fourth["teacher_logits_reused"] == 0.0 and torch.allclose(without, computed)
+
+
 def test_phase_one_trains_only_the_compression_layers(tmp_path):
     tiny = _tiny_checkpoint(tmp_path / "tiny", layers=2, hidden=32)
     options = TrainOptions(mode="student", model=tiny, student_init="pretrained", kd_alpha=1.0, split=1,

@@ -4,42 +4,14 @@ from __future__ import annotations
 import contextlib
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from trainables.loop_config import OptimSpec
+
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass(frozen=True)
-class OptimSpec:
-    """How parameters are updated. Built by the driver from its options (defaults live there)."""
-
-    lr: float
-    """Peak AdamW learning rate."""
-    weight_decay: float
-    """Decoupled weight decay; never applied to biases or LayerNorm weights (any 1-d parameter)."""
-    warmup_ratio: float
-    """Fraction of a phase's steps spent warming the learning rate up linearly from 0; then linear decay to 0."""
-    max_grad_norm: float
-    """Gradients are clipped to this global L2 norm; 0 turns clipping off."""
-    precision: str
-    """fp32, or bf16/fp16 autocast (GPU only; fp16 adds loss scaling)."""
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"lr={self.lr} must be > 0")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay={self.weight_decay} must be >= 0")
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio={self.warmup_ratio} must be in [0, 1)")
-        if self.max_grad_norm < 0:
-            raise ValueError(f"max_grad_norm={self.max_grad_norm} must be >= 0 (0 turns clipping off)")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
 
 
 def build_optimizer(named_parameters: Iterable[tuple[str, nn.Parameter]], spec: OptimSpec) -> torch.optim.AdamW:

@@ -67,18 +67,39 @@ def exists(location: str) -> bool:
     return fs.get_file_info(path).type != pafs.FileType.NotFound
 
 
-def read_text(location: str) -> str:
+def read_bytes(location: str) -> bytes:
     fs, path = filesystem(location)
     with fs.open_input_stream(path) as stream:
-        return stream.read().decode("utf-8")
+        return stream.read()
+
+
+def read_text(location: str) -> str:
+    return read_bytes(location).decode("utf-8")
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    """Write ``data`` to ``location``, creating its directory. Readers never see a partial file: a local file is
+    written beside its target and renamed over it, a bucket object appears whole when its upload ends."""
+    fs, path = filesystem(location)
+    folder = path.rsplit("/", 1)[0]
+    fs.create_dir(folder, recursive=True)
+    if is_uri(location):
+        with fs.open_output_stream(path) as stream:
+            stream.write(data)
+        return
+    handle, staging = tempfile.mkstemp(dir=folder, prefix=".writing-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(staging, path)
+    finally:
+        if os.path.exists(staging):
+            os.unlink(staging)
 
 
 def write_text(location: str, text: str) -> None:
-    """Write ``text`` to ``location``, creating its directory."""
-    fs, path = filesystem(location)
-    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
-    with fs.open_output_stream(path) as stream:
-        stream.write(text.encode("utf-8"))
+    """Write ``text`` to ``location`` (as `write_bytes`)."""
+    write_bytes(location, text.encode("utf-8"))
 
 
 def find_files(location: str, name: str) -> list[str]:

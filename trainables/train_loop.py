@@ -17,6 +17,7 @@ and ``predictions.json``.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
@@ -34,9 +35,17 @@ from transformers import AutoTokenizer
 
 from trainables import storage
 from trainables.decoupled import DecoupledModel, DecoupledOutput
-from trainables.decoupled_config import DecoupledConfig
 from trainables.evaluation import evaluate_pairs, evaluate_qa
 from trainables.features import PairFeatures, QAFeatures
+from trainables.loop_config import (  # noqa: F401  (the checkpoint layout, re-exported)
+    METRICS,
+    OPTIMIZER_STATE,
+    PREDICTIONS,
+    TRAINER_STATE,
+    TRAINING_CONFIG,
+    DataSpec,
+    LoopConfig,
+)
 from trainables.losses import (
     attention_mse,
     cross_entropy,
@@ -48,130 +57,15 @@ from trainables.losses import (
     span_cross_entropy,
     span_distillation_kl,
 )
-from trainables.optim import OptimSpec, autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
+from trainables.optim import autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
 from trainables.pairs import build_pair_features, load_pairs
 from trainables.qa_features import build_qa_features
 from trainables.squad import load_squad, split_by_article
 
-TRAINER_STATE = "trainer_state.json"
-OPTIMIZER_STATE = "optimizer.pt"
-TRAINING_CONFIG = "training_config.json"
-PREDICTIONS = "predictions.json"
-METRICS = "metrics.json"
 # Loss terms in a fixed order, so every worker sums the same vector in the all-reduce.
 TERMS = ("loss", "ce", "kd", "hidden", "attention", "lrs", "reconstruction")
 
 Report = Callable[[dict, str | None], None]  # (metrics, checkpoint dir written by this worker or None)
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Which data a run trains and evaluates on, and how it is cut into model inputs."""
-
-    source: str
-    """Training source for `load_squad` / `load_pairs` ('synthetic...', a file, a hub name)."""
-    eval_source: str | None
-    """Held-out source; None holds out part of ``source``."""
-    task: str
-    """qa or pair."""
-    eval_articles: int
-    """QA without eval_source: whole articles held out."""
-    eval_fraction: float
-    """Pairs without eval_source: fraction of examples held out."""
-    max_question_len: int
-    """Q."""
-    max_passage_len: int
-    """P."""
-    doc_stride: int
-    """Window overlap in tokens (QA)."""
-    max_train_examples: int | None
-    """Cap on training examples (after the held-out split); None = all."""
-    max_eval_examples: int | None
-    """Cap on evaluation examples; None = all."""
-    seed: int
-    """Seed of the held-out split."""
-
-
-@dataclass(frozen=True)
-class DistillSpec:
-    """How a student learns from its teacher (ignored for teachers)."""
-
-    temperature: float
-    """T of the soft targets."""
-    alpha: float
-    """Weight of the hard-label loss; 1 − alpha weighs T²·KL."""
-    hidden_weight: float
-    """Weight of the last-layer hidden-state MSE."""
-    attention_weight: float
-    """Weight of the last-layer attention MSE."""
-    lrs_weight: float
-    """Weight of the layerwise representation similarity over the upper layers."""
-
-    @property
-    def uses_features(self) -> bool:
-        return self.hidden_weight > 0 or self.attention_weight > 0 or self.lrs_weight > 0
-
-    @property
-    def uses_teacher(self) -> bool:
-        return self.alpha < 1.0 or self.uses_features
-
-
-@dataclass(frozen=True)
-class LoopConfig:
-    """Everything one worker needs; built by the driver from its options (the defaults live there)."""
-
-    mode: str
-    """teacher or student."""
-    init_path: str
-    """Checkpoint the trained model starts from (pre-trained encoder or fine-tuned teacher): a directory or a bucket
-    URI (each worker loads it from its node's local copy)."""
-    teacher_path: str | None
-    """Frozen teacher checkpoint for distillation, a directory or a bucket URI; None when the run needs no teacher."""
-    decoupled: DecoupledConfig
-    """Split, compression, cache dtype, Q, task of the trained model (num_labels is taken from the data)."""
-    data: DataSpec
-    """Data and tokenisation."""
-    distill: DistillSpec
-    """Distillation losses (students only)."""
-    optim: OptimSpec
-    """Optimizer, schedule, clipping, precision."""
-    epochs: int
-    """Total epochs, phase 1 included."""
-    phase1_epochs: int
-    """Leading epochs that train only the compressor/decompressor (0 = none)."""
-    batch_size: int
-    """Training rows per step per worker."""
-    eval_batch_size: int
-    """Rows per evaluation step."""
-    seed: int
-    """Seed of initialisation, data order and dropout."""
-    resume_from: str | None
-    """Checkpoint (directory or bucket URI) to continue from when Ray has none to restore."""
-    progress: bool
-    """Progress bars on rank 0."""
-    record: dict
-    """The driver's options, written as ``training_config.json`` into every checkpoint."""
-
-    def __post_init__(self) -> None:
-        if self.mode not in ("teacher", "student"):
-            raise ValueError(f"mode={self.mode!r} is unknown; use teacher or student")
-        if self.mode == "student" and self.distill.uses_teacher and self.teacher_path is None:
-            raise ValueError("teacher_path: distillation is on but no teacher checkpoint was given")
-        if not 0 <= self.phase1_epochs < self.epochs:
-            raise ValueError(f"phase1_epochs={self.phase1_epochs} must be in [0, epochs={self.epochs})")
-
-    @property
-    def uses_teacher(self) -> bool:
-        return self.mode == "student" and self.distill.uses_teacher
-
-    @property
-    def caches_teacher_logits(self) -> bool:
-        """Logit KD alone: teacher logits do not change, so they are computed once."""
-        return self.uses_teacher and not self.distill.uses_features
-
-    def phase_of(self, epoch: int) -> int:
-        """1 while only the compression layers train, else 2 (0-based ``epoch``)."""
-        return 1 if epoch < self.phase1_epochs else 2
 
 
 # ---- data ---------------------------------------------------------------------------------------------------------
@@ -316,12 +210,11 @@ def _logits(out: DecoupledOutput) -> torch.Tensor:
 
 
 # ---- the loop -----------------------------------------------------------------------------------------------------
-def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point; ``config["loop"]`` is a `LoopConfig`."""
+def run_worker(cfg: LoopConfig) -> None:
+    """One Ray Train worker's whole run (`loop_config.train_loop_per_worker` calls it)."""
     import ray.train
     import ray.train.torch
 
-    cfg: LoopConfig = config["loop"]
     # Models in a bucket are read from this node's local copy.
     cfg = replace(cfg, init_path=str(storage.local_copy(cfg.init_path)),
                   teacher_path=cfg.teacher_path and str(storage.local_copy(cfg.teacher_path)))
@@ -444,16 +337,32 @@ class Worker:
             self.scaler.load_state_dict(optimizer_state["scaler"])
 
     def _setup_teacher(self) -> dict:
-        """Load the teacher; with logit KD alone, compute its logits once and drop it. Returns one-off metrics."""
+        """Load the teacher; with logit KD alone, take its logits from the cache, or compute them once (and cache
+        them) and drop it. Returns one-off metrics."""
         if not self.cfg.uses_teacher:
             return {}
-        teacher = build_teacher(self.cfg, self.data.num_labels).to(self.device)
         if not self.cfg.caches_teacher_logits:
-            self.teacher = teacher
+            self.teacher = build_teacher(self.cfg, self.data.num_labels).to(self.device)
             return {}
         start = time.perf_counter()
-        self.teacher_logits = self._all_teacher_logits(teacher)
-        return {"teacher_logits_s": time.perf_counter() - start}
+        location = self.cfg.teacher_logits_file
+        self.teacher_logits = self._cached_teacher_logits(location)
+        reused = self.teacher_logits is not None
+        if not reused:
+            self.teacher_logits = self._all_teacher_logits(build_teacher(self.cfg, self.data.num_labels).to(self.device))
+            if location is not None and self.rank == 0:
+                buffer = io.BytesIO()
+                torch.save(self.teacher_logits.cpu(), buffer)
+                storage.write_bytes(location, buffer.getvalue())
+        return {"teacher_logits_s": time.perf_counter() - start, "teacher_logits_reused": float(reused)}
+
+    def _cached_teacher_logits(self, location: str | None) -> torch.Tensor | None:
+        """The cached logits at ``location`` when they exist and fit this run's training rows, else None."""
+        if location is None or not storage.exists(location):
+            return None
+        logits = torch.load(io.BytesIO(storage.read_bytes(location)), map_location=self.device, weights_only=True)
+        rows = _Rows(self.data.train)
+        return logits if logits.shape[0] == len(rows) else None
 
     @torch.no_grad()
     def _all_teacher_logits(self, teacher: DecoupledModel) -> torch.Tensor:
