@@ -208,6 +208,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
         "max_failures": options.max_failures,
         "output_dir": join(storage, "train"), "progress": False,
+        "teacher_logits_cache": join(storage, "teacher_logits"),
     }
     if options.smoke:
         base |= {"max_train_examples": smoke.max_train_examples, "max_eval_examples": smoke.max_eval_examples}
@@ -357,6 +358,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
             sweep=record.sweep, base=record.base, tracking_uri=record.tracking_uri, experiment=record.experiment,
             parent_run_id=record.parent_run_id, teacher=record.teacher,
             train_storage=join(storage, "train"), bench=options.bench, worker_cpus=WORKER_CPUS,
+            speed_cache=join(storage, "speed", record.sweep),
         )
         if previous and tune.Tuner.can_restore(sweep_dir):
             tuner = tune.Tuner.restore(sweep_dir, trainable=_trainable(context), resume_errored=True)

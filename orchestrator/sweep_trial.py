@@ -21,7 +21,7 @@ import hashlib
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mlflow.tracking import MlflowClient
@@ -36,8 +36,11 @@ from trainables import storage
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
 TEACHER_NEUTRAL = STUDENT_ONLY | {"mode", "teacher", "split", "output_dir", "progress", "resume_from",
-                                  "max_failures"}
+                                  "max_failures", "teacher_logits_cache"}
 """`TrainOptions` fields that do not change a full model's trained weights."""
+SPEED_FIELDS = ("model", "teacher", "task", "split", "compression_ratio", "cache_dtype", "cross_embeddings",
+                "max_question_len", "max_passage_len", "use_gpu")
+"""`TrainOptions` fields a trial's measured speed depends on."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class TrialContext:
     """The speed measurement's batch."""
     worker_cpus: float = 1.0
     """CPUs of one training worker (the speed measurement gets the same)."""
+    speed_cache: str | None = None
+    """Directory (or bucket URI) where each architecture's speed figures are kept for the sweep's later trials of the
+    same architecture; None measures every trial."""
 
 
 class SweepReportCallback(TuneReportCallback):
@@ -176,14 +182,31 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
 
 def _measure(options, context: TrialContext) -> dict[str, float]:
-    """`measure_trial_speed` as a Ray task holding one training worker's resources."""
+    """`measure_trial_speed` as a Ray task holding one training worker's resources, once per architecture: the
+    figures depend on the shapes, lengths and device, not on the weights or the losses, so the first trial of an
+    architecture keeps them in ``context.speed_cache`` and later ones (a distillation sweep's, all but the first)
+    take them from there (``speed_reused`` 1, ``bench_s`` 0)."""
     import ray
 
+    location = None
+    if context.speed_cache is not None:
+        location = storage.join(context.speed_cache, speed_key(options, context) + ".json")
+        if storage.exists(location):
+            return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
     task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(measure_trial_speed)
     start = time.perf_counter()
     # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
     speed = ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench))
-    return {**speed, "bench_s": time.perf_counter() - start}
+    if location is not None:
+        storage.write_text(location, json.dumps(speed, indent=1))
+    return {**speed, "bench_s": time.perf_counter() - start, "speed_reused": 0.0}
+
+
+def speed_key(options, context: TrialContext) -> str:
+    """Name of a trial's speed figures: a hash of what they depend on (architecture, lengths, device, the batch)."""
+    shaping = {k: getattr(options, k) for k in SPEED_FIELDS}
+    what = {**shaping, "bench": asdict(context.bench), "worker_cpus": context.worker_cpus}
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 def _train(options, context: TrialContext, run_id: str, train_dir: str, callback: SweepReportCallback):
@@ -225,7 +248,7 @@ def trained_seconds(uri: str, run_id: str) -> float:
 def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
     """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
     the latest epoch, then the latest run (run labels end in their start time)."""
-    from trainables.train_loop import TRAINER_STATE
+    from trainables.loop_config import TRAINER_STATE
 
     best: tuple[int, str, str] | None = None
     for state in storage.find_files(train_dir, TRAINER_STATE):

@@ -133,6 +133,8 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
         assert run.data.metrics["speedup"] > 0 and run.data.metrics["speedup_bound"] >= 1
         assert client.get_metric_history(run.info.run_id, "eval_score")  # per-epoch metrics
         assert "checkpoint" in artifact_paths(client, run.info.run_id)
+    # Logit KD: the first trial computed the teacher's logits, the second (same teacher and data) loaded them.
+    assert sorted(r.data.metrics["teacher_logits_reused"] for r in trials) == [0.0, 1.0]
     int8 = next(r for r in trials if r.data.params["cache_dtype"] == "int8")
     fp32 = next(r for r in trials if r.data.params["cache_dtype"] == "fp32")
     assert int8.data.metrics["cache_bytes_per_token"] < fp32.data.metrics["cache_bytes_per_token"]
