@@ -4,10 +4,11 @@ and records it in MLflow.
 Per trial, in order:
 
 1. the sampled config becomes `TrainOptions` (`search_spaces.base.trial_options`);
-2. a Ray task holding one training worker's resources times the student's cached path against the teacher on a
-   fixed random batch (`bench.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends
-   on the architecture alone, not on the weights, so it is measured before training, while the trial's resources are
-   otherwise idle, and every report can carry it (multi-objective searchers read all objectives from each result);
+2. the trial's speed: the student's cached path timed against the teacher on a fixed random batch
+   (`bench.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the architecture
+   alone, not on the weights, so it is measured once per architecture in a sweep (`trial_speed`, kept under the
+   sweep's storage), by the trial's rank-0 training worker before it trains (`LoopConfig.probe`), and every report
+   carries it (multi-objective searchers read all objectives from each result);
 3. `run_training` runs a `TorchTrainer` under ``<train storage>/<sweep>-<trial id>`` with `SweepReportCallback`, which
    forwards each epoch's metrics to Tune with the speed figures and the accuracy drop against the teacher added, and
    logs them to the trial's nested MLflow run. The run is ours, found by name before one is created, so a resumed
@@ -17,10 +18,11 @@ Per trial, in order:
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -161,9 +163,9 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     run_id = find_or_start_run(tracking, {SWEEP_TAG: context.sweep, TRIAL_TAG: trial_id})
     try:
         log_params(context.tracking_uri, run_id, {**options.to_dict(), "trial_id": trial_id})
-        speed = _measure(options, context)
+        speed, probe = _speed(options, context)
         callback = SweepReportCallback(speed, context.teacher["accuracy"], context.tracking_uri, run_id)
-        result = _train(options, context, run_id, storage.join(context.train_storage, run_name), callback)
+        result = _train(options, context, run_id, storage.join(context.train_storage, run_name), callback, probe)
         if result.checkpoint_path:
             log_checkpoint(context.tracking_uri, run_id, result.checkpoint_path)
     except BaseException:
@@ -181,22 +183,34 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     tune.report({**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id})
 
 
-def _measure(options, context: TrialContext) -> dict[str, float]:
-    """`measure_trial_speed` as a Ray task holding one training worker's resources, once per architecture: the
-    figures depend on the shapes, lengths and device, not on the weights or the losses, so the first trial of an
-    architecture keeps them in ``context.speed_cache`` and later ones (a distillation sweep's, all but the first)
-    take them from there (``speed_reused`` 1, ``bench_s`` 0)."""
+def _speed(options, context: TrialContext) -> tuple[dict[str, float], Callable[[], dict] | None]:
+    """The trial's speed figures now, or the probe that measures them on its rank-0 training worker.
+
+    Figures an earlier trial of the same architecture kept in ``context.speed_cache`` are read here. A trial that
+    reuses the teacher trains nothing, so a Ray task holding one training worker's resources measures it. Any other
+    trial times itself on its own training worker, before training, where torch is already imported (a separate
+    process would import it again: seconds per trial, more with trials side by side)."""
     import ray
 
     location = None
     if context.speed_cache is not None:
         location = storage.join(context.speed_cache, speed_key(options, context) + ".json")
         if storage.exists(location):
-            return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
-    task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(measure_trial_speed)
+            return trial_speed(options, context.bench, location), None
+    if reuses_teacher(options, context):
+        task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(trial_speed)
+        # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
+        return ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench, location)), None
+    return {}, functools.partial(trial_speed, options, context.bench, location)
+
+
+def trial_speed(options, bench: BenchSettings, location: str | None) -> dict[str, float]:
+    """The speed figures of ``options``' architecture: read from ``location`` when an earlier trial kept them there
+    (``speed_reused`` 1, ``bench_s`` 0), else `measure_trial_speed`, kept at ``location`` for the next."""
     start = time.perf_counter()
-    # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
-    speed = ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench))
+    if location is not None and storage.exists(location):
+        return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
+    speed = measure_trial_speed(options, bench)
     if location is not None:
         storage.write_text(location, json.dumps(speed, indent=1))
     return {**speed, "bench_s": time.perf_counter() - start, "speed_reused": 0.0}
@@ -209,7 +223,8 @@ def speed_key(options, context: TrialContext) -> str:
     return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def _train(options, context: TrialContext, run_id: str, train_dir: str, callback: SweepReportCallback):
+def _train(options, context: TrialContext, run_id: str, train_dir: str, callback: SweepReportCallback,
+           probe: Callable[[], dict] | None):
     """Train the trial on Ray Train (continuing an interrupted attempt), or take the teacher when split 0 would
     train exactly the teacher again."""
     from orchestrator.train import TrainResult, run_training
@@ -222,7 +237,7 @@ def _train(options, context: TrialContext, run_id: str, train_dir: str, callback
     if resume is not None:
         client.set_tag(run_id, "resumed_from", str(resume))
         options = options.replace(resume_from=str(resume))
-    return run_training(options, None, storage_path=train_dir, callbacks=[callback])
+    return run_training(options, None, storage_path=train_dir, callbacks=[callback], probe=probe)
 
 
 def reuses_teacher(options, context: TrialContext) -> bool:

@@ -14,8 +14,8 @@ import inspect
 import json
 import time
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,18 +51,20 @@ def run_training(
     *,
     storage_path: str | None = None,
     callbacks: Sequence[object] = (),
+    probe: Callable[[], dict] | None = None,
 ) -> TrainResult:
     """Train per ``options`` on ``options.num_workers`` Ray Train workers; record in MLflow when ``tracking``.
 
     ``storage_path`` is where Ray Train keeps checkpoints (default: ``options.output_dir``): a directory or a bucket
     URI (`trainables.storage`); the result's checkpoint is a location of the same kind. ``callbacks`` are extra
-    Ray Train callbacks for the run's RunConfig. Raises ``ValueError`` with one line when a worker fails on bad
+    Ray Train callbacks for the run's RunConfig; ``probe`` runs on rank 0 before training and its figures join every
+    report (`LoopConfig.probe`). Raises ``ValueError`` with one line when a worker fails on bad
     input (data, checkpoint), after marking the MLflow run FAILED.
     """
     from orchestrator.tracking import MlflowEpochMetrics, end_run
 
     started = time.perf_counter()
-    loop = loop_config(options)
+    loop = replace(loop_config(options), probe=probe)
     root = storage.resolve(storage_path or options.output_dir)
     name = _run_label(options, tracking)
     run_id = _start_tracking(options, loop, tracking)

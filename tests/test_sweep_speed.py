@@ -1,10 +1,13 @@
-"""A sweep measures each architecture's speed once: later trials of the same shapes take the first one's figures."""
+"""A sweep times each architecture once, on the trial's own training worker; later trials of the same shapes take
+the first one's figures, and a trial that reuses the teacher (it trains nothing) is timed by a Ray task."""
 from __future__ import annotations
 
 import pytest
 
-from orchestrator.sweep_trial import BenchSettings, TrialContext, _measure
+from orchestrator.sweep_trial import BenchSettings, TrialContext, _speed, teacher_key
 from orchestrator.train_options import TrainOptions
+
+FIGURES = ("speedup", "speedup_bound", "cache_bytes_per_token", "teacher_ms", "student_cached_ms")
 
 
 @pytest.fixture
@@ -16,19 +19,34 @@ def ray_2cpu():
     ray.shutdown()
 
 
-def test_speed_is_measured_once_per_architecture(ray_2cpu, tiny_qa_checkpoint, tmp_path):
-    context = TrialContext(sweep="speed", base={}, tracking_uri="", experiment="", parent_run_id="", teacher={},
-                           train_storage=str(tmp_path / "train"), bench=BenchSettings(batch_size=2, repeats=2),
-                           speed_cache=str(tmp_path / "speed"))
-    model = str(tiny_qa_checkpoint)
-    options = TrainOptions(mode="student", model=model, teacher=model, split=1, max_question_len=16,
-                           max_passage_len=48, doc_stride=16, kd_temperature=2.0)
-    first = _measure(options, context)
-    again = _measure(options.replace(kd_temperature=4.0, lr=1e-3), context)  # same shapes, other losses
-    deeper = _measure(options.replace(split=2), context)
-    assert (first["speed_reused"], again["speed_reused"], deeper["speed_reused"]) == (0.0, 1.0, 0.0)
+def _context(tmp_path, teacher: dict) -> TrialContext:
+    return TrialContext(sweep="speed", base={}, tracking_uri="", experiment="", parent_run_id="", teacher=teacher,
+                        train_storage=str(tmp_path / "train"), bench=BenchSettings(batch_size=2, repeats=2),
+                        speed_cache=str(tmp_path / "speed"))
+
+
+def _options(model: str, **changes) -> TrainOptions:
+    return TrainOptions(mode="student", model=model, teacher=model, split=1, max_question_len=16, max_passage_len=48,
+                        doc_stride=16, kd_temperature=2.0).replace(**changes)
+
+
+def test_speed_is_measured_once_per_architecture_by_the_training_worker(tiny_qa_checkpoint, tmp_path):
+    context, model = _context(tmp_path, {}), str(tiny_qa_checkpoint)
+    figures, probe = _speed(_options(model), context)
+    assert figures == {} and probe is not None  # the trial's rank-0 worker runs the probe before it trains
+    first = probe()
+    again, none = _speed(_options(model, kd_temperature=4.0, lr=1e-3), context)  # same shapes, other losses
+    deeper, deeper_probe = _speed(_options(model, split=2), context)
+    assert none is None and deeper == {} and deeper_probe is not None
+    assert (first["speed_reused"], again["speed_reused"]) == (0.0, 1.0)
     assert first["bench_s"] > 0 and again["bench_s"] == 0.0
-    figures = ("speedup", "speedup_bound", "cache_bytes_per_token", "teacher_ms", "student_cached_ms")
-    assert {k: again[k] for k in figures} == {k: first[k] for k in figures}
-    assert deeper["speedup_bound"] > first["speedup_bound"]
+    assert {k: again[k] for k in FIGURES} == {k: first[k] for k in FIGURES}
+    assert deeper_probe()["speedup_bound"] > first["speedup_bound"]
     assert len(list((tmp_path / "speed").glob("*.json"))) == 2
+
+
+def test_a_reused_teacher_is_timed_by_a_ray_task(ray_2cpu, tiny_qa_checkpoint, tmp_path):
+    teacher = _options(str(tiny_qa_checkpoint), mode="teacher", split=0, teacher=None)
+    figures, probe = _speed(teacher, _context(tmp_path, {"key": teacher_key(teacher)}))
+    assert probe is None and figures["speed_reused"] == 0.0 and figures["speedup_bound"] == pytest.approx(1.0)
+    assert figures["speedup"] > 0 and figures["teacher_ms"] > 0

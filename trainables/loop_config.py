@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from trainables.decoupled_config import DecoupledConfig
@@ -143,6 +144,9 @@ class LoopConfig:
     """Progress bars on rank 0."""
     record: dict
     """The driver's options, written as ``training_config.json`` into every checkpoint."""
+    probe: Callable[[], dict] | None = None
+    """Run by rank 0 once per attempt before anything else, on the worker's device with its threads; the figures it
+    returns are added to every report (a sweep times the trial's architecture this way)."""
     teacher_logits_file: str | None = None
     """File (local or bucket URI) holding logit KD's teacher logits over the training rows, shared by runs with the same
     teacher, data and precision (`teacher_logits_file`): loaded when present, written by the first run that computes

@@ -247,6 +247,7 @@ class Worker:
         self.teacher_logits: torch.Tensor | None = None
         self.train_seconds = 0.0
         self.setup_metrics: dict = {}
+        self.probe_metrics: dict = {}
         self.scaler = grad_scaler(cfg.optim.precision, device)
 
     # ---- setup ----------------------------------------------------------------------------------------------------
@@ -256,7 +257,7 @@ class Worker:
         once = self.setup_metrics
         for epoch in range(start_epoch, self.cfg.epochs):
             self._enter_phase(self.cfg.phase_of(epoch), optimizer_state=None)
-            metrics = {**self._train_epoch(epoch), **once}
+            metrics = {**self._train_epoch(epoch), **once, **self.probe_metrics}
             once = {}
             evaluation, predictions = self._evaluate()
             metrics.update(evaluation)
@@ -265,6 +266,8 @@ class Worker:
     def setup(self, resume_dir: Path | None) -> int:
         """Data, model, optimizer state and teacher (logits); returns the first epoch to train."""
         cfg = self.cfg
+        if cfg.probe is not None and self.rank == 0:  # first: on a quiet worker, before anything is seeded
+            self.probe_metrics = dict(cfg.probe())
         seed_everything(cfg.seed)
         tokenizer = load_tokenizer(resume_dir or Path(cfg.init_path))
         self.data = load_task_data(cfg.data, tokenizer)
