@@ -195,8 +195,9 @@ def _speed(options, context: TrialContext) -> tuple[dict[str, float], Callable[[
     location = None
     if context.speed_cache is not None:
         location = storage.join(context.speed_cache, speed_key(options, context) + ".json")
-        if storage.exists(location):
-            return trial_speed(options, context.bench, location), None
+    cached = _kept_speed(location)
+    if cached is not None:
+        return cached, None
     if reuses_teacher(options, context):
         task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(trial_speed)
         # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
@@ -207,13 +208,20 @@ def _speed(options, context: TrialContext) -> tuple[dict[str, float], Callable[[
 def trial_speed(options, bench: BenchSettings, location: str | None) -> dict[str, float]:
     """The speed figures of ``options``' architecture: read from ``location`` when an earlier trial kept them there
     (``speed_reused`` 1, ``bench_s`` 0), else `measure_trial_speed`, kept at ``location`` for the next."""
+    cached = _kept_speed(location)  # a restarted attempt, or a trial of the same architecture beside this one
+    if cached is not None:
+        return cached
     start = time.perf_counter()
-    if location is not None and storage.exists(location):
-        return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
     speed = measure_trial_speed(options, bench)
     if location is not None:
         storage.write_text(location, json.dumps(speed, indent=1))
     return {**speed, "bench_s": time.perf_counter() - start, "speed_reused": 0.0}
+
+
+def _kept_speed(location: str | None) -> dict[str, float] | None:
+    if location is None or not storage.exists(location):
+        return None
+    return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
 
 
 def speed_key(options, context: TrialContext) -> str:

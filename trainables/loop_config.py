@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
+from trainables import storage
 from trainables.decoupled_config import DecoupledConfig
 
 TRAINER_STATE = "trainer_state.json"
@@ -178,8 +179,6 @@ def teacher_logits_file(cache: str, teacher: str, data: DataSpec, precision: str
     """The file in the ``cache`` directory (or bucket URI) for the teacher logits of ``teacher`` (a checkpoint
     location, as the driver names it; its weights' size and modification time included, so a teacher retrained in
     place gets new logits) on the training rows ``data`` cuts, computed at ``precision``."""
-    from trainables import storage
-
     fs, path = storage.filesystem(storage.join(teacher, WEIGHTS))
     weights = fs.get_file_info(path)
     what = {"teacher": teacher, "weights": [weights.size, weights.mtime_ns], "data": asdict(data),

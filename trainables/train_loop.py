@@ -5,8 +5,9 @@ One loop serves every mode (see `LoopConfig`):
 - **teacher**: the full model (split 0) fine-tuned on the task loss;
 - **student**: a decoupled model (split k, compression r) trained on α·task + (1−α)·KD plus optional feature losses
   (last-layer hidden states, last-layer attention, DeFormer's LRS) against a frozen teacher. With logit KD alone the
-  teacher's logits are computed once before the first epoch (each worker a share, then all-gathered) and looked up
-  per batch, so a distillation step costs what a plain fine-tuning step costs;
+  teacher's logits are computed once before the first epoch (each worker a share, then all-gathered; or loaded from
+  `LoopConfig.teacher_logits_file`, which the first run of a teacher and data writes) and looked up per batch, so a
+  distillation step costs what a plain fine-tuning step costs;
 - **two-phase compression** (Decoupled Transformer blog): the first ``phase1_epochs`` train only the compressor and
   decompressor to reconstruct the uncompressed lower passage states; later epochs train everything jointly.
 
