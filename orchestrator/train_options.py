@@ -15,13 +15,12 @@ from pathlib import Path
 import yaml
 
 from trainables import storage
+from trainables.decoupled_config import CACHE_DTYPES, TASKS
+from trainables.loop_config import PRECISIONS
 from trainables.model_source import DEFAULT_MODEL, resolve_model
 
 MODES = ("teacher", "student")
 STUDENT_INITS = ("teacher", "pretrained")
-TASKS = ("qa", "pair")
-CACHE_DTYPES = ("fp32", "fp16", "int8")
-PRECISIONS = ("fp32", "bf16", "fp16")
 _DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
 
 
