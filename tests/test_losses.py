@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from trainables.losses import (
-    attention_mse,
+    attention_kl,
     cross_entropy,
     distillation_kl,
     hinton_loss,
     joint_mask,
     layerwise_representation_loss,
     masked_mse,
+    relative_mse,
     span_candidates,
     span_cross_entropy,
     span_distillation_kl,
@@ -108,24 +109,34 @@ def test_masked_mse_question_padding_does_not_contribute():
     assert masked_mse(a, b, mask).item() == pytest.approx(masked_mse(a, b_changed, mask).item())
 
 
-def test_attention_mse_over_real_query_key_pairs():
+def test_relative_mse_is_scale_free_and_ignores_padding():
+    student = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])  # (1, 3, 2)
+    target = torch.tensor([[[0.0, 2.0], [3.0, 2.0], [5.0, 5.0]]])
     mask = torch.tensor([[1, 1, 0]])
-    student = torch.zeros(1, 2, 3, 3)
-    teacher = torch.zeros(1, 2, 3, 3)
-    teacher[0, 0, 0, 1] = 1.0  # real pair, head 0
-    teacher[0, 1, 1, 0] = 2.0  # real pair, head 1
-    teacher[0, :, 2, :] = 9.0  # padded query row
-    teacher[0, :, :, 2] = 9.0  # padded key column
-    # 2 heads × 4 real pairs = 8 entries; squared errors 1 + 4
-    assert attention_mse(student, teacher, mask).item() == pytest.approx(5.0 / 8.0)
+    # real tokens: squared errors 1 + 0 + 0 + 4 = 5 over target energy 4 + 9 + 4 = 17
+    assert relative_mse(student, target, mask).item() == pytest.approx(5.0 / 17.0)
+    assert relative_mse(10 * student, 10 * target, mask).item() == pytest.approx(5.0 / 17.0)
+    assert relative_mse(target, target, mask).item() == 0.0
+
+
+def test_attention_kl_per_real_query_hand_value():
+    mask = torch.tensor([[1, 1, 0]])
+    teacher = torch.tensor([[[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0], [0.2, 0.8, 0.0]]]])  # (1, 1, 3, 3)
+    student = torch.tensor([[[[0.25, 0.75, 0.0], [0.5, 0.5, 0.0], [0.9, 0.1, 0.0]]]])
+    # query 0: ½ln(½/¼) + ½ln(½/¾); query 1: ln(1/½); the padded query row 2 does not count
+    expected = (0.5 * math.log(2.0) + 0.5 * math.log(2.0 / 3.0) + math.log(2.0)) / 2
+    assert attention_kl(student, teacher, mask).item() == pytest.approx(expected, rel=1e-6)
+    assert attention_kl(teacher, teacher, mask).item() == pytest.approx(0.0, abs=1e-7)
+    two_heads = attention_kl(torch.cat([student, teacher], 1), torch.cat([teacher, teacher], 1), mask).item()
+    assert two_heads == pytest.approx(expected / 2, rel=1e-6)  # averaged over heads
 
 
 def test_lrs_averages_upper_layers_only():
     mask = torch.ones(1, 1)
-    student = [torch.full((1, 1, 1), v) for v in (0.0, 0.0, 0.0, 0.0)]  # embeddings + 3 layers
+    student = [torch.full((1, 1, 1), v) for v in (0.0, 0.0, 0.0, 1.5)]  # embeddings + 3 layers
     teacher = [torch.full((1, 1, 1), v) for v in (7.0, 5.0, 1.0, 3.0)]
-    # split 1: layers 2 and 3 -> (1 + 9) / 2
-    assert layerwise_representation_loss(student, teacher, 1, mask).item() == pytest.approx(5.0)
-    assert layerwise_representation_loss(student, teacher, 2, mask).item() == pytest.approx(9.0)
+    # split 1: layers 2 and 3 -> ((0-1)²/1 + (1.5-3)²/9) / 2
+    assert layerwise_representation_loss(student, teacher, 1, mask).item() == pytest.approx(0.625)
+    assert layerwise_representation_loss(student, teacher, 2, mask).item() == pytest.approx(0.25)
     with pytest.raises(ValueError, match="split=3"):
         layerwise_representation_loss(student, teacher, 3, mask)

@@ -83,6 +83,10 @@ def test_feature_losses_and_two_phase_compression(tmp_path):
     expected = (second["train_ce"] * 0.5 + second["train_kd"] * 0.5 + 0.5 * second["train_hidden"]
                 + 0.5 * second["train_attention"] + second["train_lrs"])
     assert second["train_loss"] == pytest.approx(expected, rel=1e-4)
+    shares = {term: second[f"share_{term}"] for term in ("ce", "kd", "hidden", "attention", "lrs")}
+    assert sum(shares.values()) == pytest.approx(100.0, rel=1e-4)
+    assert shares["lrs"] == pytest.approx(100 * second["train_lrs"] / second["train_loss"], rel=1e-4)
+    assert not any(k.startswith("share_") for k in first)  # phase 1 trains reconstruction alone
     assert "teacher_logits_s" not in first  # feature losses need the live teacher: nothing cached
     assert second["step"] == 2 * first["step"]
 

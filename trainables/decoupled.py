@@ -7,8 +7,9 @@ they are — embeddings, layers, head — so at split 0 it is numerically that m
                                                                                   concat -> upper L-k layers -> head
     passage  p [SEP] (P)       --embed--> lower k layers -> compress -> quantize -/  (dequantize, decompress)
 
-Below the split each segment is embedded on its own with positions restarting at 0 and token type 0 (question) or 1
-(passage), so the passage side never depends on the question. At split 0 nothing runs below the split: each segment
+Below the split each segment is embedded on its own, token type 0 (question) or 1 (passage), the question at positions
+0..Q-1 and the passage at Q.. (or from 0, DeFormer's `passage_positions="restart"`), so the passage side never depends
+on the question. At split 0 nothing runs below the split: each segment
 contributes only its token embeddings (word + type) and positions, LayerNorm and dropout run on the joint sequence with
 positions counted over real tokens — exactly what the original model does on ``[CLS] q [SEP] p [SEP]``.
 """
@@ -89,8 +90,8 @@ class DecoupledModel(nn.Module):
             _init_projection_pair(self.compressor, self.decompressor)
         self.cross_position = self.cross_type = None
         if config.cross_embeddings and config.split > 0:
-            self.cross_position = _copy_embedding(self._embeddings.position_embeddings)
-            self.cross_type = _copy_embedding(self._embeddings.token_type_embeddings)
+            self.cross_position = _zero_embedding(self._embeddings.position_embeddings)
+            self.cross_type = _zero_embedding(self._embeddings.token_type_embeddings)
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -118,6 +119,8 @@ class DecoupledModel(nn.Module):
         if Path(path).is_dir() and not (Path(path) / "config.json").is_file():
             raise FileNotFoundError(f"{path}: no config.json; pass a directory written by save_pretrained or an HF model")
         saved = getattr(AutoConfig.from_pretrained(path), "decoupled", None) or {}
+        if saved:  # students saved before passage_positions existed counted passage positions from 0
+            saved = {"passage_positions": "restart", **saved}
         config = replace(DecoupledConfig(**saved), **overrides)
         model = cls.from_hf(path, config)
         extra = Path(path) / EXTRA_WEIGHTS
@@ -260,7 +263,9 @@ class DecoupledModel(nn.Module):
         tokens = self._token_embeddings(input_ids, token_type)  # (B, S, E)
         if self.config.split == 0:
             return [tokens] if all_states else tokens
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        after_question = token_type == 1 and self.config.passage_positions == "after_question"
+        first = self.config.max_question_len if after_question else 0
+        positions = torch.arange(first, first + input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
         hidden = self._finish_embeddings(tokens, positions)  # (B, S, d)
         states, _ = self._run_layers(hidden, attention_mask, self._layers[: self.config.split], False)
         return states if all_states else states[-1]
@@ -347,10 +352,10 @@ def _init_projection_pair(compressor: nn.Linear, decompressor: nn.Linear) -> Non
         decompressor.bias.zero_()
 
 
-def _copy_embedding(embedding: nn.Embedding) -> nn.Embedding:
-    fresh = nn.Embedding(embedding.num_embeddings, embedding.embedding_dim)
-    with torch.no_grad():
-        fresh.weight.copy_(embedding.weight)
+def _zero_embedding(like: nn.Embedding) -> nn.Embedding:
+    """A table of ``like``'s shape at zero: added to the upper part's input, it changes nothing until it trains."""
+    fresh = nn.Embedding(like.num_embeddings, like.embedding_dim)
+    nn.init.zeros_(fresh.weight)
     return fresh
 
 

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 
 CACHE_DTYPES = ("fp32", "fp16", "int8")
 TASKS = ("qa", "pair")
+PASSAGE_POSITIONS = ("after_question", "restart")
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,13 @@ class DecoupledConfig:
     """How `encode_passage` stores states: fp32, fp16, or int8 (symmetric, one fp32 scale per window and channel)."""
     max_question_len: int = 64
     """Q: the question segment `[CLS] q [SEP]` is padded/truncated to this many tokens."""
+    passage_positions: str = "after_question"
+    """Position ids of passage tokens below the split: 'after_question' counts on from the padded question (Q, Q+1,
+    ...: where the full model puts them, up to the question's padding, so a re-split teacher stays close to itself);
+    'restart' counts from 0 (DeFormer). Either keeps passage states independent of the question."""
     cross_embeddings: bool = False
-    """Add fresh position/segment embeddings (copies of the originals) at the start of the upper part (split >= 1)."""
+    """Add fresh position/segment embeddings at the start of the upper part (split >= 1), starting at zero so the
+    model is unchanged until they train."""
     task: str = "qa"
     """qa = extractive span QA (start/end logits); pair = sentence-pair classification."""
     num_labels: int = 2
@@ -35,6 +41,9 @@ class DecoupledConfig:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
         if self.max_question_len < 3:
             raise ValueError(f"max_question_len={self.max_question_len} leaves no room for [CLS] q [SEP]; use >= 3")
+        if self.passage_positions not in PASSAGE_POSITIONS:
+            raise ValueError(f"passage_positions={self.passage_positions!r} is unknown; use one of "
+                             f"{', '.join(PASSAGE_POSITIONS)}")
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
         if self.task == "pair" and self.num_labels < 2:

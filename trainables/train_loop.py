@@ -48,12 +48,13 @@ from trainables.loop_config import (  # noqa: F401  (the checkpoint layout, re-e
     LoopConfig,
 )
 from trainables.losses import (
-    attention_mse,
+    attention_kl,
     cross_entropy,
     distillation_kl,
     joint_mask,
     layerwise_representation_loss,
     masked_mse,
+    relative_mse,
     span_candidates,
     span_cross_entropy,
     span_distillation_kl,
@@ -425,6 +426,7 @@ class Worker:
         if self.world_size > 1:
             dist.all_reduce(sums)
         metrics = {f"train_{name}": (sums[TERMS.index(name)] / sums[-2]).item() for name in TERMS if name in active}
+        metrics.update(self._shares(metrics))
         metrics.update(
             epoch=epoch + 1,
             step=self.global_step,
@@ -436,6 +438,17 @@ class Worker:
             train_rows_per_s=sums[-1].item() / seconds,
         )
         return metrics
+
+    def _shares(self, means: dict[str, float]) -> dict[str, float]:
+        """Each weighted term's part of the epoch's mean loss, in percent (``share_kd`` = 100·(1−α)·kd / loss): which
+        term does the work."""
+        d, total = self.cfg.distill, means.get("train_loss", 0.0)
+        if self.phase == 1 or not self.cfg.uses_teacher or total <= 0:
+            return {}
+        weights = {"ce": d.alpha, "kd": 1 - d.alpha, "hidden": d.hidden_weight, "attention": d.attention_weight,
+                   "lrs": d.lrs_weight}
+        return {f"share_{name}": 100 * w * means[f"train_{name}"] / total for name, w in weights.items()
+                if f"train_{name}" in means}
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch`` (tensors on this worker's device); returns the detached loss terms."""
@@ -502,9 +515,9 @@ class Worker:
         d, mask = self.cfg.distill, joint_mask(batch["question_mask"], batch["passage_mask"])
         terms = {}
         if d.hidden_weight > 0:
-            terms["hidden"] = masked_mse(out.hidden_states[-1], teacher.hidden_states[-1], mask)
+            terms["hidden"] = relative_mse(out.hidden_states[-1], teacher.hidden_states[-1], mask)
         if d.attention_weight > 0:
-            terms["attention"] = attention_mse(out.last_attention, teacher.last_attention, mask)
+            terms["attention"] = attention_kl(out.last_attention, teacher.last_attention, mask)
         if d.lrs_weight > 0:
             terms["lrs"] = layerwise_representation_loss(out.hidden_states, teacher.hidden_states,
                                                          self.cfg.decoupled.split, mask)
@@ -539,7 +552,7 @@ class Worker:
 
     def _report(self, epoch: int, metrics: dict, predictions: dict, report: Report) -> None:
         self._say(f"epoch {epoch + 1}/{self.cfg.epochs}: " + ", ".join(
-            f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train_loss", "eval_"))))
+            f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train_loss", "eval_", "share_"))))
         if self.rank != 0:
             report(metrics, None)
             return
