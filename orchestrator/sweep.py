@@ -13,6 +13,8 @@ from orchestrator.cli import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Defaults live in `SweepOptions` only: an option left out here is left out there.
     parser.add_argument("space", help="search_spaces module (split, compression, distillation, pareto) or a .py path")
+    parser.add_argument("--name", help="sweep name under --storage (default: the space's, or its next free "
+                                       "-2, -3, ... when taken)")
     parser.add_argument("--num-samples", type=int, help="trials (default: the space's budget)")
     parser.add_argument("--smoke", action="store_true", help="the space's smoke size: a few short trials, little data")
     parser.add_argument("--storage", help="root of teachers, trial runs and sweeps (default runs/sweeps)")
@@ -33,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="default 0")
 
 
-_FIELDS = ("space", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher", "model",
+_FIELDS = ("space", "name", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher", "model",
            "data", "eval_data", "task", "num_workers", "use_gpu", "max_concurrent", "ray_address", "max_failures", "seed")
 
 
@@ -55,4 +57,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"MLflow:     {record.tracking_uri} (experiment {record.experiment!r})")
     print(f"report:     decouple report {outcome.sweep_dir} [--max-drop 1.0] [--min-speedup X] [--json]")
+    if outcome.results:
+        print(f"results:    {outcome.results[0]} (and {len(outcome.results) - 1} plots beside it)")
     return 0

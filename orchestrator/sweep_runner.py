@@ -27,6 +27,7 @@ from orchestrator.cli import UserError
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
 from orchestrator.train_options import TrainOptions
+from orchestrator.sweep_results import command_line, write_results
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
 from trainables.model_source import resolve_model
@@ -58,6 +59,9 @@ class SweepOptions:
 
     space: str
     """A module in `search_spaces` (e.g. ``split``) or the path of a ``.py`` file defining ``SPEC``."""
+    name: str | None = None
+    """The sweep's name (its directory under ``storage`` and its MLflow runs); None = the space's name, or the first
+    free ``<name>-2``, ``-3``, ... when that is taken."""
     num_samples: int | None = None
     """Trials to run; None = the space's (or its smoke size's) budget."""
     smoke: bool = False
@@ -152,6 +156,8 @@ class SweepOutcome:
     """Seconds of the whole command."""
     tune_wall_s: float
     """Seconds of `Tuner.fit` alone (the trials of this invocation)."""
+    results: list[str] = field(default_factory=list)
+    """``results.json`` and the plots written into the sweep directory (`sweep_results`)."""
 
 
 # ---- loading a space ----------------------------------------------------------------------------------------------
@@ -354,6 +360,34 @@ def sweep_name(spec: SweepSpec, smoke: bool) -> str:
     return f"{spec.name}-smoke" if smoke else spec.name
 
 
+def choose_sweep(options: SweepOptions, spec: SweepSpec, storage: str) -> str:
+    """The sweep's name under ``storage``: ``--name``, else the space's (``split``, ``split-smoke``). Without
+    ``--name`` a new sweep takes the first free ``<name>-2``, ``-3``, ... and ``--resume`` the newest of them, so the
+    same command can run again; a taken ``--name`` needs ``--resume``."""
+    base = options.name or sweep_name(spec, options.smoke)
+    existing = _existing(base, storage)
+    if options.resume:
+        if not existing:
+            raise UserError(f"--resume: no sweep {base!r} in {storage} to continue; run it without --resume first")
+        return base if options.name else existing[-1]
+    if not existing:
+        return base
+    if options.name:
+        raise UserError(f"{join(storage, base)} already holds a sweep; add --resume to continue it or pick another "
+                        "--name")
+    fresh = f"{base}-{len(existing) + 1}"
+    print(f"[sweep] {join(storage, existing[-1])} exists; this sweep is {fresh}", flush=True)
+    return fresh
+
+
+def _existing(base: str, storage: str) -> list[str]:
+    """``base``, ``base-2``, ``base-3``, ... as long as each exists under ``storage``."""
+    names = []
+    while exists(join(storage, base if not names else f"{base}-{len(names) + 1}")):
+        names.append(base if not names else f"{base}-{len(names) + 1}")
+    return names
+
+
 def run_sweep(options: SweepOptions) -> SweepOutcome:
     """Validate, start Ray, get the teacher, run (or resume) the Tuner, summarise into MLflow. See the module doc."""
     import ray
@@ -362,17 +396,16 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     start = time.perf_counter()
     spec, source = load_spec(options.space)
     storage = resolve(options.storage)
-    sweep_dir = join(storage, sweep_name(spec, options.smoke))
+    name = choose_sweep(options, spec, storage)
+    sweep_dir = join(storage, name)
     previous = SweepRecord.load(sweep_dir) if options.resume else None
-    if previous is None and exists(sweep_dir):
-        raise UserError(f"{sweep_dir} already holds a sweep; add --resume to continue it or pick another --storage")
     base, target = _validated(spec, source, options, storage, previous)
     started_ray = not ray.is_initialized()
     if started_ray:
         ray.init(**ray_init_args(options.ray_address))
     try:
         check_shared(storage)
-        record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target)
+        record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target, name)
         context = TrialContext(
             sweep=record.sweep, base=record.base, tracking_uri=record.tracking_uri, experiment=record.experiment,
             parent_run_id=record.parent_run_id, teacher=record.teacher,
@@ -387,10 +420,11 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
         tuner.fit()
         tune_wall_s = time.perf_counter() - fit_start
         report = summarise(record, sweep_dir, tune_wall_s)
+        results = write_results(sweep_dir, record, report, command_line(), time.perf_counter() - start)
     finally:
         if started_ray:
             ray.shutdown()
-    return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s)
+    return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s, results)
 
 
 def ray_init_args(address: str | None) -> dict[str, Any]:
@@ -450,14 +484,13 @@ def _resumed(record: SweepRecord) -> SweepRecord:
 
 
 def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: str, base: dict[str, Any],
-                target: Target) -> SweepRecord:
+                target: Target, name: str) -> SweepRecord:
     """Train or take the teacher, size the concurrency, open the MLflow parent run, and write ``sweep.json``."""
     import ray
 
     from orchestrator.sweep_tracking import SWEEP_TAG, environment_tags, start_sweep_run
     from orchestrator.tracking import Tracking
 
-    name = sweep_name(spec, options.smoke)
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
     if options.teacher:
         teacher = given_teacher(options.teacher)

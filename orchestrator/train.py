@@ -19,7 +19,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator.train_options import TrainOptions, resolve_model_path
+from orchestrator.train_options import RENAMED, TrainOptions, resolve_model_path
 from trainables import storage
 
 if TYPE_CHECKING:
@@ -142,7 +142,7 @@ def loop_config(options: TrainOptions):
                                   max_question_len=o.max_question_len, cross_embeddings=o.cross_embeddings,
                                   passage_positions=o.passage_positions, task=o.task),
         data=data,
-        distill=DistillSpec(temperature=o.kd_temperature, alpha=o.kd_alpha, hidden_weight=o.hidden_weight,
+        distill=DistillSpec(temperature=o.kd_temperature, ratio=o.kd_ratio, hidden_weight=o.hidden_weight,
                             attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
         optim=OptimSpec(lr=o.lr, weight_decay=o.weight_decay, warmup_ratio=o.warmup_ratio,
                         max_grad_norm=o.max_grad_norm, precision=o.precision),
@@ -232,6 +232,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
+    group.add_argument("--kd-alpha", dest="kd_alpha", default=None, help=argparse.SUPPRESS)  # deprecated: kd_ratio
     track = parser.add_argument_group("tracking")
     track.add_argument("--tracking-uri", help="MLflow URI (default: sqlite:///<output_dir>/mlflow.db)")
     track.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
@@ -264,7 +265,8 @@ def run(args: argparse.Namespace) -> int:
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """YAML options (or the defaults) with every option given on the command line applied on top."""
     base = TrainOptions.from_yaml(args.config) if args.config else None
-    given = {f.name: getattr(args, f.name) for f in fields(TrainOptions) if getattr(args, f.name, None) is not None}
+    names = [f.name for f in fields(TrainOptions)] + list(RENAMED)
+    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return TrainOptions.from_dict({**(base.to_dict() if base else {}), **given})
 
 

@@ -7,6 +7,7 @@ and a bad value raises ``ValueError`` with one line naming the field and the fix
 from __future__ import annotations
 
 import json
+import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
@@ -84,8 +85,9 @@ class TrainOptions:
     """Tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1."""
     kd_temperature: float = 2.0
     """T of Hinton distillation (soft targets softmax(teacher/T))."""
-    kd_alpha: float = 0.5
-    """Weight of the hard-label loss; 1 - kd_alpha weighs T²·KL(teacher ‖ student). 1 = no logit distillation."""
+    kd_ratio: float = 0.5
+    """How much of the task loss is distillation: (1 - kd_ratio)·CE(labels) + kd_ratio·T²·KL(teacher ‖ student).
+    0 = no distillation (hard labels only), 1 = the teacher's soft targets only. Replaces kd_alpha (= 1 - kd_ratio)."""
     hidden_weight: float = 0.0
     """Weight of the MSE between student and teacher last-layer hidden states (the blog uses 0.5)."""
     attention_weight: float = 0.0
@@ -144,6 +146,7 @@ class TrainOptions:
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
         """Options from a mapping of field names to values; strings are converted to the field's type."""
+        values = renamed(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -183,7 +186,7 @@ class TrainOptions:
     @property
     def uses_teacher(self) -> bool:
         """Whether training needs the teacher model (logit distillation or any feature loss)."""
-        return self.mode == "student" and (self.kd_alpha < 1.0 or self.uses_features)
+        return self.mode == "student" and (self.kd_ratio > 0.0 or self.uses_features)
 
     @property
     def uses_features(self) -> bool:
@@ -196,6 +199,26 @@ class TrainOptions:
         if self.mode == "student" and self.student_init == "teacher":
             return str(self.teacher)
         return self.model
+
+
+RENAMED = {"kd_alpha": "kd_ratio"}
+"""Old option names still accepted (with a deprecation line) -> their replacements."""
+
+
+def renamed(values: Mapping[str, object]) -> dict[str, object]:
+    """``values`` with old option names replaced; each old name prints one deprecation line on stderr.
+
+    ``kd_alpha`` weighed the hard labels, so 1 meant *no* distillation; ``kd_ratio`` = 1 − kd_alpha weighs the
+    distillation term, so 0 turns it off."""
+    values = dict(values)
+    if "kd_alpha" not in values:
+        return values
+    if "kd_ratio" in values:
+        raise ValueError("kd_alpha and kd_ratio are both set; keep kd_ratio (kd_ratio = 1 - kd_alpha)")
+    ratio = round(1.0 - float(_coerce("kd_alpha", values.pop("kd_alpha"), float)), 10)
+    print(f"decouple: kd_alpha is deprecated; use kd_ratio = 1 - kd_alpha = {ratio:g} (0 = no distillation)",
+          file=sys.stderr)
+    return {**values, "kd_ratio": ratio}
 
 
 def _coerce(name: str, value: object, hint: object) -> object:
@@ -255,8 +278,8 @@ def _check_ranges(o: TrainOptions) -> None:
     for name in ("lr", "kd_temperature"):
         if getattr(o, name) <= 0:
             raise ValueError(f"{name}={getattr(o, name)} must be > 0")
-    if not 0 <= o.kd_alpha <= 1:
-        raise ValueError(f"kd_alpha={o.kd_alpha} must be in [0, 1] (1 = hard labels only)")
+    if not 0 <= o.kd_ratio <= 1:
+        raise ValueError(f"kd_ratio={o.kd_ratio} must be in [0, 1] (0 = no distillation, 1 = soft targets only)")
     if not 0 <= o.warmup_ratio < 1:
         raise ValueError(f"warmup_ratio={o.warmup_ratio} must be in [0, 1)")
     if not 0 < o.eval_fraction < 1:

@@ -38,7 +38,7 @@ RUNNER_FIELDS = frozenset({
 STUDENT_ONLY = frozenset({
     "compression_ratio", "compression_phase1_epochs", "cache_dtype", "cross_embeddings", "passage_positions",
     "kd_temperature",
-    "kd_alpha", "hidden_weight", "attention_weight", "lrs_weight", "student_init",
+    "kd_ratio", "kd_alpha", "hidden_weight", "attention_weight", "lrs_weight", "student_init",
 })
 """Fields that mean nothing for split 0 (the full model): a space must make them conditional on split >= 1."""
 VALIDATION_SAMPLES = 64
@@ -214,9 +214,9 @@ def trial_options(config: Mapping[str, Any], base: Mapping[str, Any]) -> "TrainO
 
 def check_names(keys: Iterable[str]) -> None:
     """Every key a training option a sweep definition may set."""
-    from orchestrator.train_options import TrainOptions
+    from orchestrator.train_options import RENAMED, TrainOptions
 
-    known = {f.name for f in fields(TrainOptions)} - RUNNER_FIELDS
+    known = ({f.name for f in fields(TrainOptions)} | set(RENAMED)) - RUNNER_FIELDS
     for key in keys:
         if key in RUNNER_FIELDS:
             raise ValueError(f"{key!r} is set by the sweep's command line, not by a search space; remove it")

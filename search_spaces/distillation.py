@@ -14,8 +14,8 @@ SPLIT_FRACTION = 0.75
 def define(trial, target: Target) -> dict:
     split = target.split_at(SPLIT_FRACTION)
     trial.suggest_float("lr", 1e-5, 3e-4, log=True)
-    alpha = trial.suggest_float("kd_alpha", 0.0, 1.0, step=0.1)
-    if alpha < 1.0:  # 1.0 = hard labels only: no teacher signal to weigh
+    ratio = trial.suggest_float("kd_ratio", 0.0, 1.0, step=0.1)
+    if ratio > 0.0:  # 0 = hard labels only: no teacher signal to weigh
         trial.suggest_float("kd_temperature", 1.0, 8.0, log=True)
         trial.suggest_float("hidden_weight", 0.0, 1.0)
         if split < target.num_layers:
@@ -27,11 +27,11 @@ def define(trial, target: Target) -> dict:
 def defaults_first(target: Target) -> list[dict]:
     # The training defaults and the blog's recipe, so the search starts from known-good points.
     return [
-        {"lr": 5e-5, "kd_alpha": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.0, "attention_weight": 0.0,
+        {"lr": 5e-5, "kd_ratio": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.0, "attention_weight": 0.0,
          "lrs_weight": 0.0},
-        {"lr": 5e-5, "kd_alpha": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.5, "attention_weight": 0.5,
+        {"lr": 5e-5, "kd_ratio": 0.5, "kd_temperature": 2.0, "hidden_weight": 0.5, "attention_weight": 0.5,
          "lrs_weight": 0.0},
-    ] if target.split_at(SPLIT_FRACTION) < target.num_layers else [{"lr": 5e-5, "kd_alpha": 0.5}]
+    ] if target.split_at(SPLIT_FRACTION) < target.num_layers else [{"lr": 5e-5, "kd_ratio": 0.5}]
 
 
 SPEC = SweepSpec(

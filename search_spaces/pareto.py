@@ -16,8 +16,8 @@ def define(trial, target: Target) -> None:
         trial.suggest_int("compression_phase1_epochs", 0, target.epochs - 1)
     trial.suggest_categorical("cache_dtype", ["fp32", "fp16", "int8"])
     trial.suggest_float("lr", 1e-5, 3e-4, log=True)
-    alpha = trial.suggest_float("kd_alpha", 0.0, 1.0, step=0.1)
-    if alpha < 1.0:
+    ratio = trial.suggest_float("kd_ratio", 0.0, 1.0, step=0.1)
+    if ratio > 0.0:
         trial.suggest_float("kd_temperature", 1.0, 8.0, log=True)
         trial.suggest_float("hidden_weight", 0.0, 1.0)
         if split < target.num_layers:

@@ -75,7 +75,7 @@ def test_conditionals_hold_in_every_sample():
     for config in validate_spec(spec_of("pareto"), target, base, samples=96, seed=1):
         if config["compression_ratio"] == 1:
             assert "compression_phase1_epochs" not in config
-        if config["kd_alpha"] == 1.0:
+        if config["kd_ratio"] == 0.0:
             assert not {"kd_temperature", "hidden_weight", "attention_weight", "lrs_weight"} & set(config)
         if config["split"] == 6:
             assert not {"attention_weight", "lrs_weight"} & set(config)

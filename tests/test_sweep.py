@@ -184,7 +184,7 @@ def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
     from orchestrator.train_options import TrainOptions
     from search_spaces.base import trial_options
 
-    base = {"model": str(tiny_qa_checkpoint), "teacher": str(tiny_qa_checkpoint), "epochs": 1, "kd_alpha": 0.3}
+    base = {"model": str(tiny_qa_checkpoint), "teacher": str(tiny_qa_checkpoint), "epochs": 1, "kd_ratio": 0.7}
     teacher = teacher_key(TrainOptions.from_dict(teacher_options(base)))
     assert teacher_key(trial_options({"split": 0}, base)) == teacher
     assert teacher_key(trial_options({"split": 0, "lr": 1e-3}, base)) != teacher  # another recipe: trained anew
@@ -212,3 +212,74 @@ def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_obj
         searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "cache_bytes_per_token": 64.0})
     assert len(searcher._ot_study.trials) == len(points) + 3
     assert all(t.state.name == "COMPLETE" for t in searcher._ot_study.trials)
+
+
+def _pairs_tsv(path: Path, rows: int, seed: int, labels: tuple[str, ...] = ("0", "1")) -> Path:
+    """A GLUE-style pair file: label 1 when the two sentences share their subject."""
+    import random
+
+    rng = random.Random(seed)
+    names, verbs = ["anna", "boris", "chen", "dmitri", "eva", "farid"], ["sings", "runs", "reads", "cooks"]
+    lines = ["sentence1\tsentence2\tlabel"]
+    for _ in range(rows):
+        a, b = rng.choice(names), rng.choice(names)
+        lines.append(f"{a} {rng.choice(verbs)} today\t{b} {rng.choice(verbs)} often\t{labels[a == b]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_sweep_scores_the_teacher_and_every_trial_on_eval_data(tiny_qa_checkpoint, tmp_path, capsys):
+    """--eval-data through the real CLI: the teacher and each trial are scored on that file (its 20 pairs, not a
+    held-out part of --data), and the sweep writes results.json and its plots beside its Tune state."""
+    storage = tmp_path / "storage"
+    train, held_out = _pairs_tsv(tmp_path / "train.tsv", 64, 0), _pairs_tsv(tmp_path / "held_out.tsv", 20, 1)
+    space = tiny_space(tmp_path, "pairs", num_samples=2)
+    args = ["sweep", str(space), "--smoke", "--storage", str(storage), "--model", str(tiny_qa_checkpoint),
+            "--task", "pair", "--data", str(train), "--eval-data", str(held_out), "--max-concurrent", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "results:    " in out
+    results = json.loads((storage / "pairs-smoke" / "results.json").read_text())
+    assert results["data"]["eval_data"]["sha256"] and results["data"]["eval_data"]["source"] == str(held_out)
+    assert len(results["trials"]) == 2 and {t["split"] for t in results["trials"]} == {1, 2}
+    assert (storage / "pairs-smoke" / "split_curve.png").stat().st_size > 0
+    client = MlflowClient(f"sqlite:///{storage / 'mlflow.db'}")
+    runs = trial_runs(client, "pairs")
+    assert len(runs) == 2 and all(r.data.metrics["eval_examples"] == 20 for r in runs)
+    teacher = json.loads(next((storage / "teachers").glob("*/teacher.json")).read_text())
+    assert teacher["metrics"]["eval_examples"] == 20
+    for row in results["trials"]:
+        assert row["accuracy_drop"] == pytest.approx(teacher["accuracy"] - row["accuracy"])
+
+
+def test_bad_eval_data_is_refused_in_one_line_before_any_trial(tiny_qa_checkpoint, tmp_path, capsys):
+    train = _pairs_tsv(tmp_path / "train.tsv", 16, 0)
+    other_labels = _pairs_tsv(tmp_path / "other.tsv", 8, 1, labels=("no", "yes"))
+    space = tiny_space(tmp_path, "pairs", num_samples=1)
+    storage = tmp_path / "storage"
+    for eval_data, message in ((tmp_path / "absent.tsv", "absent.tsv"),
+                               (other_labels, "labels ['no', 'yes'] differ from the training data's ['0', '1']")):
+        args = ["sweep", str(space), "--smoke", "--storage", str(storage), "--model", str(tiny_qa_checkpoint),
+                "--task", "pair", "--data", str(train), "--eval-data", str(eval_data)]
+        assert main(args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and err.startswith("decouple sweep: error: --eval-data") and message in err
+    assert not storage.exists()  # no teacher, no Ray, no MLflow store
+
+
+def test_a_taken_sweep_name_moves_on_and_resume_takes_the_newest(tmp_path):
+    from orchestrator.sweep_runner import SweepOptions, choose_sweep
+    from search_spaces.split import SPEC
+
+    storage = str(tmp_path)
+    assert choose_sweep(SweepOptions("split", smoke=True), SPEC, storage) == "split-smoke"
+    (tmp_path / "split-smoke").mkdir()
+    assert choose_sweep(SweepOptions("split", smoke=True), SPEC, storage) == "split-smoke-2"
+    (tmp_path / "split-smoke-2").mkdir()
+    assert choose_sweep(SweepOptions("split", smoke=True, resume=True), SPEC, storage) == "split-smoke-2"
+    assert choose_sweep(SweepOptions("split", name="mine"), SPEC, storage) == "mine"
+    (tmp_path / "mine").mkdir()
+    with pytest.raises(Exception, match="already holds a sweep; add --resume"):
+        choose_sweep(SweepOptions("split", name="mine"), SPEC, storage)
+    with pytest.raises(Exception, match="no sweep 'other'"):
+        choose_sweep(SweepOptions("split", name="other", resume=True), SPEC, storage)

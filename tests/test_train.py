@@ -71,7 +71,7 @@ def test_feature_losses_and_two_phase_compression(tmp_path):
     DecoupledModel.from_hf(tiny, DecoupledConfig(split=0)).save_pretrained(teacher)
     options = TrainOptions(
         mode="student", model=tiny, teacher=str(teacher), split=1, compression_ratio=4, compression_phase1_epochs=1,
-        kd_alpha=0.5, hidden_weight=0.5, attention_weight=0.5, lrs_weight=1.0, epochs=2,
+        kd_ratio=0.5, hidden_weight=0.5, attention_weight=0.5, lrs_weight=1.0, epochs=2,
         max_train_examples=48, max_eval_examples=24, **{**TINY, "data": "synthetic:articles=6", "eval_articles": 2},
     )
     first, second = _run_worker(options)
@@ -95,7 +95,7 @@ def test_teacher_logits_are_cached_once_per_teacher_and_data(tmp_path):
     tiny = _tiny_checkpoint(tmp_path / "tiny", layers=2, hidden=32)
     teacher = tmp_path / "teacher"
     DecoupledModel.from_hf(tiny, DecoupledConfig(split=0)).save_pretrained(teacher)
-    options = TrainOptions(mode="student", model=tiny, teacher=str(teacher), split=1, kd_alpha=0.5, epochs=1,
+    options = TrainOptions(mode="student", model=tiny, teacher=str(teacher), split=1, kd_ratio=0.5, epochs=1,
                            max_train_examples=24, max_eval_examples=8, teacher_logits_cache=str(tmp_path / "cache"),
                            **{**TINY, "data": "synthetic:articles=4", "eval_articles": 1})
 
@@ -117,7 +117,7 @@ def test_teacher_logits_are_cached_once_per_teacher_and_data(tmp_path):
 
 def test_phase_one_trains_only_the_compression_layers(tmp_path):
     tiny = _tiny_checkpoint(tmp_path / "tiny", layers=2, hidden=32)
-    options = TrainOptions(mode="student", model=tiny, student_init="pretrained", kd_alpha=1.0, split=1,
+    options = TrainOptions(mode="student", model=tiny, student_init="pretrained", kd_ratio=0.0, split=1,
                            compression_ratio=2, compression_phase1_epochs=1, epochs=2, max_train_examples=32,
                            max_eval_examples=8, **{**TINY, "data": "synthetic:articles=4", "eval_articles": 1})
     cfg = loop_config(options)
@@ -181,7 +181,7 @@ def runs(ray_cluster, tmp_path_factory):
     (teacher_run,) = client.search_runs([experiment.experiment_id], "tags.mlflow.runName = 'teacher'")
     teacher_ckpt = _artifact_checkpoint(client, teacher_run.info.run_id, root / "teacher-ckpt")
     student_options = TrainOptions.from_yaml(teacher_yaml).replace(
-        mode="student", teacher=str(teacher_ckpt), split=1, kd_alpha=0.5, epochs=2)
+        mode="student", teacher=str(teacher_ckpt), split=1, kd_ratio=0.5, epochs=2)
     tracking = Tracking(uri, "test-train", "student", parent_run_id=teacher_run.info.run_id)
     student = run_training(student_options, tracking)
     resumed = run_training(student_options.replace(epochs=3, resume_from=student.checkpoint_path),

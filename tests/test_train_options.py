@@ -27,7 +27,7 @@ def test_defaults_are_a_valid_minilm_teacher_run():
 
 
 def test_yaml_round_trip_and_string_numbers(tmp_path, teacher_dir):
-    options = TrainOptions(mode="student", teacher=teacher_dir, split=2, compression_ratio=4, kd_alpha=0.25,
+    options = TrainOptions(mode="student", teacher=teacher_dir, split=2, compression_ratio=4, kd_ratio=0.75,
                            lrs_weight=0.5, max_passage_len=60, doc_stride=20, max_train_examples=10)
     path = tmp_path / "options.yaml"
     options.to_yaml(path)
@@ -59,7 +59,7 @@ def test_yaml_errors_name_the_file_and_the_field(tmp_path):
         ({"split": 5}, r"^split=5 is larger than the 4 layers of teacher"),
         ({"compression_ratio": 5}, r"^compression_ratio=5 does not divide the hidden size 32"),
         ({"hidden_weight": -0.5}, r"^hidden_weight=-0.5 must be >= 0"),
-        ({"kd_alpha": 1.5}, r"^kd_alpha=1.5 must be in \[0, 1\]"),
+        ({"kd_ratio": 1.5}, r"^kd_ratio=1.5 must be in \[0, 1\]"),
         ({"teacher": None}, r"^teacher: not set"),
         ({"split": 0}, r"^split=0 for a student"),
         ({"model": "/no/such/model", "student_init": "pretrained"}, r"^model='/no/such/model' is not a directory"),
@@ -91,7 +91,7 @@ def test_feature_losses_need_a_teacher_of_the_students_shape(tmp_path, teacher_d
 
 
 def test_student_without_distillation_may_start_from_the_pretrained_model():
-    options = TrainOptions(mode="student", split=3, kd_alpha=1.0, student_init="pretrained")
+    options = TrainOptions(mode="student", split=3, kd_ratio=0.0, student_init="pretrained")
     assert not options.uses_teacher and options.init_source == options.model
 
 
@@ -128,7 +128,21 @@ def test_command_line_overrides_the_yaml_file(tmp_path, teacher_dir):
 def test_cli_prints_one_line_for_bad_options(capsys):
     from orchestrator.cli import main
 
-    code = main(["train", "--mode", "student", "--split", "99", "--kd-alpha", "1", "--student-init", "pretrained"])
+    code = main(["train", "--mode", "student", "--split", "99", "--kd-ratio", "0", "--student-init", "pretrained"])
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == "decouple train: error: split=99 is larger than the 6 layers of model 'minilm-l6'; use 1..6"
+
+
+def test_kd_alpha_still_works_as_one_minus_kd_ratio_with_a_deprecation_line(capsys, tmp_path):
+    from orchestrator.train import add_arguments, options_from_args
+
+    assert TrainOptions.from_dict({"kd_alpha": "1", "mode": "teacher"}).kd_ratio == 0.0  # no distillation, as before
+    assert "kd_alpha is deprecated; use kd_ratio = 1 - kd_alpha = 0" in capsys.readouterr().err
+    parser = __import__("argparse").ArgumentParser()
+    add_arguments(parser)
+    options = options_from_args(parser.parse_args(["--kd-alpha", "0.7"]))
+    assert options.kd_ratio == 0.3
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(ValueError, match="kd_alpha and kd_ratio are both set"):
+        TrainOptions.from_dict({"kd_alpha": 0.5, "kd_ratio": 0.5})

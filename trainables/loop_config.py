@@ -92,8 +92,8 @@ class DistillSpec:
 
     temperature: float
     """T of the soft targets."""
-    alpha: float
-    """Weight of the hard-label loss; 1 − alpha weighs T²·KL."""
+    ratio: float
+    """Weight of T²·KL against the teacher's logits; 1 − ratio weighs the hard-label loss. 0 = no logit KD."""
     hidden_weight: float
     """Weight of the last-layer hidden-state MSE."""
     attention_weight: float
@@ -107,7 +107,7 @@ class DistillSpec:
 
     @property
     def uses_teacher(self) -> bool:
-        return self.alpha < 1.0 or self.uses_features
+        return self.ratio > 0.0 or self.uses_features
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 One loop serves every mode (see `LoopConfig`):
 
 - **teacher**: the full model (split 0) fine-tuned on the task loss;
-- **student**: a decoupled model (split k, compression r) trained on α·task + (1−α)·KD plus optional feature losses
-  (last-layer hidden states, last-layer attention, DeFormer's LRS) against a frozen teacher. With logit KD alone the
+- **student**: a decoupled model (split k, compression r) trained on (1−ρ)·task + ρ·KD (ρ = kd_ratio) plus optional
+  feature losses (last-layer hidden states, last-layer attention, DeFormer's LRS) against a frozen teacher. With logit KD alone the
   teacher's logits are computed once before the first epoch (each worker a share, then all-gathered; or loaded from
   `LoopConfig.teacher_logits_file`, which the first run of a teacher and data writes) and looked up per batch, so a
   distillation step costs what a plain fine-tuning step costs;
@@ -440,12 +440,12 @@ class Worker:
         return metrics
 
     def _shares(self, means: dict[str, float]) -> dict[str, float]:
-        """Each weighted term's part of the epoch's mean loss, in percent (``share_kd`` = 100·(1−α)·kd / loss): which
+        """Each weighted term's part of the epoch's mean loss, in percent (``share_kd`` = 100·ρ·kd / loss): which
         term does the work."""
         d, total = self.cfg.distill, means.get("train_loss", 0.0)
         if self.phase == 1 or not self.cfg.uses_teacher or total <= 0:
             return {}
-        weights = {"ce": d.alpha, "kd": 1 - d.alpha, "hidden": d.hidden_weight, "attention": d.attention_weight,
+        weights = {"ce": 1 - d.ratio, "kd": d.ratio, "hidden": d.hidden_weight, "attention": d.attention_weight,
                    "lrs": d.lrs_weight}
         return {f"share_{name}": 100 * w * means[f"train_{name}"] / total for name, w in weights.items()
                 if f"train_{name}" in means}
@@ -486,11 +486,11 @@ class Worker:
         if live_teacher:
             with torch.no_grad():
                 teacher_out = self._teacher_forward(self.teacher, batch, need_hidden, need_attention)
-        loss = d.alpha * terms["ce"]
-        if d.alpha < 1:
+        loss = (1 - d.ratio) * terms["ce"]
+        if d.ratio > 0:
             target = self.teacher_logits[batch["index"]] if teacher_out is None else _logits(teacher_out)
             terms["kd"] = self._soft_loss(out, target, valid)
-            loss = loss + (1 - d.alpha) * terms["kd"]
+            loss = loss + d.ratio * terms["kd"]
         if teacher_out is not None:
             features = self._feature_terms(out, teacher_out, batch)
             terms.update(features)

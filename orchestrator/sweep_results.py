@@ -1,0 +1,101 @@
+"""A finished sweep as files beside its Tune state: ``results.json`` and the plots, for a README or a paper.
+
+``results.json`` records what reproduces and judges the figures: the exact command, the library versions and git
+commit, the data (paths, sizes, sha256 of local files), the teacher, the machine's load while it ran, and one row per
+finished trial (its settings, accuracy, drop, measured speedup, FLOPs bound, cache bytes/token, training seconds).
+The plots are the ones the sweep's MLflow parent run holds (`sweep_tracking`), written as PNG files.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from trainables import storage
+
+RESULTS = "results.json"
+ROW_FIELDS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
+              "speedup_bound", "cache_bytes_per_token", "trial_train_s", "trial_wall_s")
+"""Row fields first in each trial's record; the sampled parameters follow."""
+
+
+def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s: float) -> list[str]:
+    """Write ``results.json`` and the sweep's plots into ``sweep_dir``; returns the locations written."""
+    from orchestrator.sweep_tracking import environment_tags, plot_curve, plot_front
+
+    results = {
+        "sweep": record.sweep,
+        "space": record.space,
+        "command": " ".join(command),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "wall_s": round(wall_s, 1),
+        "environment": {**environment_tags(Path(__file__).parents[1]), "python": platform.python_version(),
+                        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": _load()},
+        "data": {k: describe_data(record.base.get(k)) for k in ("data", "eval_data")},
+        "settings": {k: v for k, v in record.base.items() if k not in ("data", "eval_data")},
+        "teacher": {"path": record.teacher["path"], "accuracy": record.teacher["accuracy"]},
+        "trials": [_row(r) for r in sorted(report.rows, key=lambda r: (r.get("split", 0), r["trial"]))],
+        "front": [r["trial"] for r in report.front],
+        "recommended": None if report.best is None else report.best["trial"],
+    }
+    written = [storage.join(sweep_dir, RESULTS)]
+    storage.write_text(written[0], json.dumps(results, indent=1, default=str) + "\n")
+    figures = {"pareto_front.png": plot_front(report.rows, report.front)} if report.rows else {}
+    for axis, name in (("split", "split_curve.png"), ("compression_ratio", "compression_curve.png")):
+        if len({r.get(axis) for r in report.rows}) > 1:
+            figures[name] = plot_curve(report.rows, axis, record.teacher)
+    for name, figure in figures.items():
+        written.append(storage.join(sweep_dir, name))
+        storage.write_bytes(written[-1], _png(figure))
+    return written
+
+
+def describe_data(source: str | None) -> dict[str, Any] | None:
+    """A data source as recorded: its name, and for a local file its size and sha256 (so a reader can tell the
+    exact file apart from another with the same name)."""
+    if source is None:
+        return None
+    path = Path(source)
+    if not path.is_file():
+        return {"source": source}
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return {"source": source, "bytes": path.stat().st_size, "sha256": digest}
+
+
+def _row(row: Mapping[str, Any]) -> dict[str, Any]:
+    first = {k: _rounded(row[k]) for k in ROW_FIELDS if k in row}
+    rest = {k: _rounded(v) for k, v in row.items() if k not in first and k not in ("checkpoint", "mlflow_run_id")}
+    return {**first, **rest, "checkpoint": row.get("checkpoint")}
+
+
+def _rounded(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+def _load() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _png(figure) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def command_line() -> list[str]:
+    """How this process was started, as a user would type it (`decouple ...` for the console script)."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "decouple":
+        argv[0] = "decouple"
+    return argv
