@@ -31,8 +31,8 @@ def resolve_model_path(name: str) -> Path:
     """
     try:
         path = Path(resolve_model(name)).expanduser()
-    except FileNotFoundError as err:
-        raise ValueError(f"model={name!r}: {err}") from None
+    except FileNotFoundError as err:  # the message names the model already
+        raise ValueError(str(err)) from None
     if not (path / "config.json").is_file():
         what = "has no config.json" if path.is_dir() else "is not a directory"
         raise ValueError(
