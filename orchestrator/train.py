@@ -111,6 +111,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
 def loop_config(options: TrainOptions):
     """The workers' `LoopConfig`: options with every local path made absolute (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
+    from trainables.label_sets import parse_labels
     from trainables.loop_config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
     def absolute(path: str | None) -> str | None:
@@ -130,7 +131,7 @@ def loop_config(options: TrainOptions):
                     eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
                     max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
                     doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
-                    max_eval_examples=o.max_eval_examples, seed=o.seed)
+                    max_eval_examples=o.max_eval_examples, seed=o.seed, labels=parse_labels(o.labels))
     logits_file = None
     if teacher is not None and o.teacher_logits_cache is not None:
         logits_file = teacher_logits_file(storage.resolve(o.teacher_logits_cache), teacher, data, o.precision)

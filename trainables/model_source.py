@@ -63,4 +63,4 @@ def _check_hub_name(name: str) -> None:
     except (OSError, ValueError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise FileNotFoundError(f"model {name}: not a local directory, and the hub gives no such model ({reason}); "
-                                "check the path or the name (offline, a hub model must be in the local cache)") from None
+                                "check the path or the name (offline, hub models come from the local cache)") from None
