@@ -31,7 +31,7 @@ def resolve_model_path(name: str) -> Path:
     Hub names are not fetched: training runs offline, so anything else must be a local HF checkpoint directory.
     """
     try:
-        path = Path(resolve_model(name)).expanduser()
+        path = Path(resolve_model(name, hub=False)).expanduser()
     except FileNotFoundError as err:  # the message names the model already
         raise ValueError(str(err)) from None
     if not (path / "config.json").is_file():

@@ -17,9 +17,10 @@ DEFAULT_MODEL = "minilm-l6"
 _HUB_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
-def resolve_model(name_or_path: str | Path) -> str:
+def resolve_model(name_or_path: str | Path, *, hub: bool = True) -> str:
     """Map the embedded alias to the wheel's directory and a bucket URI (s3://...) to this node's downloaded copy;
-    check a local directory and pass it through; check that a hub name loads and pass it through.
+    check a local directory and pass it through; check that a hub name loads (unless ``hub`` is False: the caller
+    takes local models only) and pass it through.
 
     Raises `FileNotFoundError` / `ValueError` with one line when none of these fits.
     """
@@ -39,7 +40,8 @@ def resolve_model(name_or_path: str | Path) -> str:
     if looks_like_path(name):
         raise FileNotFoundError(f"model {name}: no such directory; check the path ('{DEFAULT_MODEL}', a checkpoint "
                                 "directory, or a hub name such as org/model)")
-    _check_hub_name(name)
+    if hub:
+        _check_hub_name(name)
     return name
 
 
