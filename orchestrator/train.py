@@ -241,19 +241,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     track.add_argument("--parent-run-id", help="nest the run under this MLflow run")
     track.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
     parser.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default: output_dir)")
+    parser.add_argument("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray started "
+                                              "for this command)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator.data_check import check_training_data
+    from orchestrator.ray_session import ray_session
     from orchestrator.tracking import Tracking, default_tracking_uri
 
     options = options_from_args(args)
+    check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
     tracking = None
     if not args.no_tracking:
         uri = args.tracking_uri or default_tracking_uri(options.output_dir)
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)
-    result = run_training(options, tracking, storage_path=args.storage_path)
+    with ray_session(args.ray_address, dashboard=True):  # the dashboard serves Ray Train's placement-group cleaner
+        result = run_training(options, tracking, storage_path=args.storage_path)
     summary = {k: round(v, 4) for k, v in result.metrics.items()
                if k.startswith("eval_") and isinstance(v, (int, float))}
     print(json.dumps({"metrics": summary, "checkpoint": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,

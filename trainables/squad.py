@@ -69,6 +69,11 @@ def split_by_article(examples: list[QAExample], *, eval_articles: int,
     return train, evaluation
 
 
+def article_count(examples: list[QAExample]) -> int:
+    """Distinct articles as `split_by_article` counts them."""
+    return len({_article_key(ex) for ex in examples})
+
+
 def _article_key(example: QAExample) -> str:
     return example.title or f"passage:{example.passage_id}"
 
