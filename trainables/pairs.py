@@ -157,7 +157,7 @@ def _raw(row: dict[str, object], where: str, columns: tuple[str, str, str],
 
 def _tsv_rows(path: Path) -> tuple[list[_RawPair], LabelSet | None]:
     """Rows of a TSV read without quote handling (MRPC text contains bare quote characters)."""
-    lines = _read_lines(path)
+    lines = _read_lines(path, "a header line, then one example per line")
     if not any(line.strip() for line in lines[1:]):
         raise DataError(f"{path.name}: has a header line but no rows; add the examples below the header")
     header = lines[0].split("\t")
@@ -180,8 +180,9 @@ def _width_problem(header: list[str], values: list[str]) -> tuple[str, str] | No
     return "row", f"is too wide: {widths}; remove the stray tab"
 
 
-def _read_lines(path: Path) -> list[str]:
-    """The file's lines; `DataError` when it is missing, not UTF-8, or holds nothing but blank lines."""
+def _read_lines(path: Path, layout: str) -> list[str]:
+    """The file's lines; `DataError` when it is missing, not UTF-8, or holds nothing but blank lines (the message
+    tells what to write: ``layout``)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     try:
@@ -190,13 +191,14 @@ def _read_lines(path: Path) -> list[str]:
         raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
                         "save the file as UTF-8") from None
     if not any(line.strip() for line in lines):
-        raise DataError(f"{path.name}: the file is empty; write a header line and one example per line")
+        raise DataError(f"{path.name}: the file is empty; write {layout}")
     return lines
 
 
 def _jsonl_rows(path: Path, report: LoadReport) -> Iterator[_RawPair]:
     """One row per non-blank line; a line that is not a JSON object is skipped with a problem line."""
-    for number, line in enumerate(_read_lines(path), start=1):
+    layout = 'one {"sentence1": ..., "sentence2": ..., "label": ...} object per line'
+    for number, line in enumerate(_read_lines(path, layout), start=1):
         if not line.strip():
             continue
         try:
