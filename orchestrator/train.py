@@ -251,6 +251,8 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.tracking import Tracking, default_tracking_uri
 
     options = options_from_args(args)
+    if args.storage_path is not None:
+        storage.check_directory_target(args.storage_path, "storage_path")
     check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
     tracking = None
     if not args.no_tracking:

@@ -256,6 +256,8 @@ def test_output_directories_that_are_files_are_refused(cli, tmp_path, tiny_qa_ch
     assert refused(cli, "train", "--model", str(tiny_qa_checkpoint), "--output-dir", f"{taken}/sub",
                    *TINY_TRAIN).endswith(f"output_dir='{taken}/sub' is inside {taken}, which is a file; pass a "
                                          "directory (new or existing)")
+    assert refused(cli, "train", "--model", str(tiny_qa_checkpoint), "--storage-path", taken, *TINY_TRAIN
+                   ).endswith(f"storage_path='{taken}' is a file; pass a directory (new or existing)")
     assert refused(cli, "sweep", "split", "--storage", taken).endswith(f"storage='{taken}' is a file; pass a "
                                                                           "directory (new or existing)")
 
