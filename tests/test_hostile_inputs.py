@@ -249,7 +249,8 @@ def test_cuda_without_cuda_is_one_line(cli, tiny_qa_checkpoint):
                           "no CUDA device is visible; use cpu"))
 
 
-def test_output_directories_that_are_files_are_refused(cli, tmp_path, tiny_qa_checkpoint):
+def test_output_directories_that_are_files_are_refused(cli, tmp_path, tiny_qa_checkpoint, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     taken = write(tmp_path / "taken", "not a directory")
     assert refused(cli, "cache", "build", "--model", str(tiny_qa_checkpoint), "--data", QA, "--out", taken
                    ).endswith(f"out='{taken}' is a file; pass a directory (new or existing)")
