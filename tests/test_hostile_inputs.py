@@ -22,8 +22,7 @@ from transformers import BertConfig, BertForQuestionAnswering
 from orchestrator.cli import main, one_line
 from orchestrator.ray_session import chosen_address, local_init_args
 from trainables.cache_format import (
-    MANIFEST, Manifest, ShardData, read_manifest, schema_columns, shard_schema, with_shard, write_manifest,
-    write_shard,
+    Manifest, ShardData, read_manifest, schema_columns, shard_schema, with_shard, write_manifest, write_shard,
 )
 from trainables.data_errors import DataError
 from trainables.decoupled import DecoupledModel
@@ -100,6 +99,19 @@ def test_a_stray_label_is_a_skipped_row_not_a_new_class(cli, tmp_path, tiny_qa_c
     assert code == 0 and (result["examples"], result["skipped"]) == (6, 1)
     line = f"pairs{suffix}: example " + ("6 (line 8)" if suffix == ".tsv" else "at line 7")
     assert f"{line}: field 'label' = {shown} is not one of '0', '1'" in err
+
+
+def test_training_data_keeps_two_classes_despite_a_stray_label(tmp_path, tokenizer):
+    """What `train` hands the model: before, a stray 7 made a checkpoint with num_labels 8."""
+    from trainables.loop_config import DataSpec
+    from trainables.train_loop import load_task_data
+
+    spec = DataSpec(source=pair_tsv(tmp_path / "pairs.tsv", "7"), eval_source=None, task="pair", eval_articles=0,
+                    eval_fraction=0.25, max_question_len=16, max_passage_len=16, doc_stride=4,
+                    max_train_examples=None, max_eval_examples=None, seed=0)
+    data = load_task_data(spec, tokenizer)
+    assert (data.num_labels, data.label_names) == (2, ("0", "1"))
+    assert data.summaries[0] == "pairs.tsv: kept 6, skipped 1"
 
 
 def test_labels_of_a_set_of_its_own_need_labels_option(cli, tmp_path, tiny_qa_checkpoint):
