@@ -241,7 +241,7 @@ def test_a_ray_task_error_prints_as_its_cause():
     assert one_line(wrapped) == str(cause)
 
 
-# ---- 4. options checked early -----------------------------------------------------------------------------------------
+# ---- 4. options checked early ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("args, message", [
     (["--device", "banana"], "device='banana' is unknown; use cpu or cuda (cuda:N for the N-th GPU)"),
     (["--device", "cuda:x"], "device='cuda:x' is unknown"),
@@ -300,7 +300,7 @@ def test_a_utf8_bom_in_squad_json_is_accepted(cli, tmp_path, tiny_qa_checkpoint)
     assert results[0] == {**results[1], "eval_seconds": results[0]["eval_seconds"]}
 
 
-# ---- 5. clear messages -------------------------------------------------------------------------------------------------
+# ---- 5. clear messages -----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name, content, extra, message", [
     ("empty.tsv", "", [], "empty.tsv: the file is empty; write a header line, then one example per line"),
     ("blank.jsonl", "\n\n", [], 'blank.jsonl: the file is empty; write one {"sentence1": ..., "sentence2": ..., '
@@ -380,7 +380,7 @@ def test_train_beside_another_ray_uses_its_own_without_cleaner_tracebacks(tmp_pa
     assert "Found multiple active Ray instances" not in output and "Traceback" not in output
 
 
-# ---- 7. integrity -----------------------------------------------------------------------------------------------------
+# ---- 7. integrity ----------------------------------------------------------------------------------------------------
 P, C = 6, 4
 
 
@@ -430,7 +430,8 @@ def test_verify_decodes_shards_a_forged_manifest_cannot_hide(cli, tmp_path):
     _forge(cache, 1, copy_of=0)  # shard 1 replaced by shard 0, its manifest entry updated to match
     code, out, _ = cli("cache", "verify", str(cache))
     assert code == 1
-    assert f"{cache}/shard-00001.parquet: window 0 of passage a is also in shard-00000.parquet; rebuild the cache" in out
+    duplicate = "window 0 of passage a is also in shard-00000.parquet; rebuild the cache"
+    assert f"{cache}/shard-00001.parquet: {duplicate}" in out
 
 
 @pytest.mark.parametrize("damage, problem", [
