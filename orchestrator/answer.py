@@ -33,9 +33,12 @@ class AnswerOptions:
     max_answer_len: int = 30
     """Longest answer in tokens (as in evaluation)."""
     device: str = "cpu"
-    """Torch device for the model."""
+    """Torch device for the model: cpu, cuda or cuda:N."""
 
     def __post_init__(self) -> None:
+        from trainables.devices import check_device
+
+        check_device(self.device)
         if not self.question.strip():
             raise ValueError('question is empty; pass --question "..."')
         for name in ("batch_size", "n_best", "max_answer_len"):

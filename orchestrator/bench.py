@@ -35,6 +35,7 @@ import torch
 from orchestrator.cli import UserError
 from orchestrator.flops import SHAPE_PRESETS, ModelShape, speedup_bound
 from trainables.decoupled_config import CACHE_DTYPES
+from trainables.devices import check_device
 
 DEVICES = ("cpu", "cuda")
 DEFAULT_EXPERIMENT = "bench"
@@ -54,10 +55,7 @@ class TimingOptions:
     """Untimed calls per path before timing (allocator, kernel selection, caches)."""
 
     def __post_init__(self) -> None:
-        if self.device not in DEVICES:
-            raise ValueError(f"device={self.device!r} is unknown; use one of {', '.join(DEVICES)}")
-        if self.device == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' but no CUDA device is visible; use device cpu")
+        check_device(self.device)
         if self.repeats < 1:
             raise ValueError(f"repeats={self.repeats} must be >= 1")
         if self.warmup < 0:
@@ -376,8 +374,10 @@ def _hf_config(options: BenchOptions):
             vocab_size=s.vocab, hidden_size=s.hidden, num_hidden_layers=s.layers, num_attention_heads=s.heads,
             intermediate_size=s.intermediate, max_position_embeddings=SHAPE_MAX_POSITIONS,
         )
+    from trainables.model_source import resolve_model
+
     try:
-        return AutoConfig.from_pretrained(options.model, local_files_only=True)
+        return AutoConfig.from_pretrained(resolve_model(options.model), local_files_only=True)
     except OSError as err:
         raise UserError(f"model={options.model!r}: no local checkpoint with a config.json ({err})") from None
 

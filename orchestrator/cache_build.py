@@ -22,7 +22,6 @@ own copy against the driver's identity (a node that sees another file fails inst
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -54,10 +53,12 @@ from trainables.cache_format import (
     write_manifest,
     write_shard,
 )
+from orchestrator.ray_session import ray_session
+from trainables import storage
 from trainables.data_errors import DataError, LoadReport, problem_line
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import CACHE_DTYPES
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, PassageWindow
+from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, PassageWindow, check_joint_length
 from trainables.model_source import resolve_model
 from trainables.qa_features import passage_windows
 from trainables.squad import load_squad
@@ -98,7 +99,8 @@ class CacheBuildOptions:
     cache_dtype: str | None = None
     """Override the checkpoint's cache dtype (fp32 | fp16 | int8); None keeps it."""
     ray_address: str | None = None
-    """Connect to this Ray cluster; None starts a local Ray for the build (unless one is already running)."""
+    """Connect to this Ray cluster; None (and no ``RAY_ADDRESS``) starts a local Ray for the build, never joining one
+    started elsewhere (`orchestrator.ray_session`)."""
 
     def __post_init__(self) -> None:
         for name in ("model", "data", "out"):
@@ -118,6 +120,7 @@ class CacheBuildOptions:
                              f"{self.max_passage_len - 2}")
         if self.cache_dtype is not None and self.cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
+        storage.check_directory_target(self.out, "out")
 
     def model_overrides(self) -> dict:
         """DecoupledConfig fields to replace when loading the checkpoint."""
@@ -188,14 +191,22 @@ def _jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
     """(where, record) per line; a malformed line becomes a record that fails the id check."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the --data path")
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {number}", json.loads(line)
-            except json.JSONDecodeError as err:
-                yield f"line {number}", f"malformed JSON ({err.msg} at column {err.colno})"
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is accepted
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "save the file as UTF-8") from None
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{path.name}: the file is empty; write one {{\"id\": ..., \"text\": ...}} record per line")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield f"line {number}", json.loads(line)
+        except json.JSONDecodeError as err:
+            yield f"line {number}", f"malformed JSON ({err.msg} at column {err.colno})"
+        except RecursionError:
+            yield f"line {number}", "JSON nested too deeply to read"
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[str, object]]:
@@ -328,23 +339,6 @@ def load_model(model: str, overrides: dict) -> DecoupledModel:
     return DecoupledModel.from_pretrained(resolve_model(model), **overrides)
 
 
-@contextlib.contextmanager
-def ray_session(address: str | None) -> Iterator[None]:
-    """Use a running Ray, connect to ``address``, or start a local Ray for the duration (and stop it after)."""
-    if ray.is_initialized():
-        yield
-        return
-    address = address or os.environ.get("RAY_ADDRESS")  # set by `ray job submit` and cluster_entry
-    if address:
-        ray.init(address=address)
-    else:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-
-
 def _pool_resources(options: CacheBuildOptions) -> tuple[float, int]:
     """(GPUs, CPUs) per actor from the options and the cluster."""
     cluster = ray.cluster_resources()
@@ -412,7 +406,7 @@ def build_cache(options: CacheBuildOptions, *,
     missing = _missing_rows(manifest, len(plan))
     started = time.perf_counter()
     if len(missing):
-        with ray_session(options.ray_address):
+        with ray_session(options.ray_address, dashboard=False, num_cpus=os.cpu_count()):
             manifest = _encode_and_write(plan, missing, manifest, options, out, progress)
     seconds = time.perf_counter() - started if len(missing) else 0.0
     if not manifest.complete:
@@ -433,6 +427,8 @@ def _prepare(options: CacheBuildOptions) -> tuple[Plan, Manifest, LoadReport]:
     model = load_model(options.model, overrides)
     if model.tokenizer is None:
         raise CacheError(f"model {options.model}: no tokenizer files in the checkpoint; save the tokenizer beside it")
+    check_joint_length(model.config.max_question_len, options.max_passage_len,
+                       model.hf_config.max_position_embeddings, options.model)
     passages, report = load_passages(options.data)
     if not passages:
         raise DataError(f"{options.data}: no passages to cache ({report.summary()})")

@@ -13,8 +13,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     build = sub.add_parser("build", help="encode passages with Ray Data into sharded Parquet (resumable)")
     _add_build_arguments(build)
     build.set_defaults(_cache_run=_run_build)
-    verify = sub.add_parser("verify", help="check every shard's checksum and row count against the manifest")
+    verify = sub.add_parser("verify", help="check every shard's checksum, rows and schema against the manifest and "
+                                           "decode its key columns (--deep: every column)")
     verify.add_argument("cache_dir", metavar="DIR", help="cache directory")
+    verify.add_argument("--deep", action="store_true",
+                        help="also decode the token ids, offsets and states: shapes, dtypes, finite values, zero "
+                             "padding (about ten times slower)")
     verify.add_argument("--json", action="store_true", help="print the report as one JSON object")
     verify.set_defaults(_cache_run=_run_verify)
 
@@ -76,10 +80,10 @@ def _run_build(args: argparse.Namespace) -> int:
 def _run_verify(args: argparse.Namespace) -> int:
     from trainables.cache_format import verify_cache
 
-    report = verify_cache(args.cache_dir)
+    report = verify_cache(args.cache_dir, deep=args.deep)
     if args.json:
-        print(json.dumps({"ok": report.ok, "shards": report.shards, "rows": report.rows, "bytes": report.bytes,
-                          "valid_tokens": report.valid_tokens, "problems": report.problems}))
+        print(json.dumps({"ok": report.ok, "deep": report.deep, "shards": report.shards, "rows": report.rows,
+                          "bytes": report.bytes, "valid_tokens": report.valid_tokens, "problems": report.problems}))
     else:
         for line in report.problems:
             print(line)

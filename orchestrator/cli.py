@@ -70,8 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, ValueError, FileNotFoundError) as err:
         if os.environ.get(DEBUG_ENV):
             raise
-        print(f"decouple {args.command}: error: {err}", file=sys.stderr)
+        print(f"decouple {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+
+
+def one_line(err: BaseException) -> str:
+    """The error as one line: for an exception a Ray task raised, the task's own exception (Ray's wrapper keeps it
+    as ``cause``; its own text is the remote traceback), else the message's first line."""
+    while isinstance(getattr(err, "cause", None), BaseException):
+        err = err.cause
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 if __name__ == "__main__":

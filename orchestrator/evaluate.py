@@ -3,10 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN
+from trainables.data_errors import DataError
+from trainables.devices import check_device
+from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
+from trainables.label_sets import parse_labels
 from trainables.model_source import DEFAULT_MODEL
 
 PAIR_SUFFIXES = (".tsv", ".jsonl")
@@ -41,7 +46,10 @@ class EvalOptions:
     cache: str | None = None
     """Read passage states from this cache directory (built by `decouple cache build`) instead of encoding them."""
     device: str = "cpu"
-    """cpu or cuda."""
+    """cpu, cuda or cuda:N."""
+    labels: str | None = None
+    """Pair data: its labels as written, comma-separated in class order (None: the set the data declares, else 0/1
+    or the GLUE entailment sets); a row with another label is skipped."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -50,6 +58,9 @@ class EvalOptions:
             raise ValueError(f"limit={self.limit} must be >= 1 (or omitted for all examples)")
         if self.task not in (None, "qa", "pair"):
             raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+        check_device(self.device)
+        if parse_labels(self.labels) and self.resolved_task != "pair":
+            raise ValueError("labels: QA data has no labels; drop --labels or pass pair data (--task pair)")
 
     @property
     def resolved_task(self) -> str:
@@ -71,7 +82,23 @@ def load_model(options: EvalOptions, num_labels: int | None = None):
     model = DecoupledModel.from_pretrained(options.model, **overrides)
     if model.tokenizer is None:
         raise FileNotFoundError(f"model {options.model}: no tokenizer files beside the weights; save the tokenizer there")
+    check_joint_length(model.config.max_question_len, options.max_passage_len,
+                       model.hf_config.max_position_embeddings, options.model)
     return model
+
+
+def untrained_head_note(options: EvalOptions) -> str | None:
+    """One line when the model's task head is not in its checkpoint (the loader starts it at random, so scores differ
+    from run to run); None otherwise."""
+    from trainables.checkpoint_files import untrained_head
+    from trainables.model_source import resolve_model
+
+    path = Path(resolve_model(options.model))
+    head = untrained_head(path, options.resolved_task) if path.is_dir() else None
+    if head is None:
+        return None
+    return (f"note: model {options.model} has no trained {options.resolved_task} head ('{head}' is not in its "
+            "weights, so it starts at random): scores change from run to run; evaluate a `decouple train` checkpoint")
 
 
 def evaluate(options: EvalOptions) -> dict:
@@ -88,6 +115,7 @@ def _evaluate_qa(options: EvalOptions) -> dict:
 
     options = _with_cache_settings(options)
     examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
+    _check_usable(examples, load_report)
     model = load_model(options)
     features, feature_report = build_qa_features(
         examples, model.tokenizer, max_question_len=model.config.max_question_len,
@@ -106,13 +134,21 @@ def _evaluate_pairs(options: EvalOptions) -> dict:
 
     if options.cache:
         raise ValueError("cache: passage caches serve QA; evaluate pair tasks without --cache")
-    examples, label_names, load_report = load_pairs(options.data, split=options.data_split, limit=options.limit)
+    examples, label_names, load_report = load_pairs(options.data, split=options.data_split, limit=options.limit,
+                                                    labels=parse_labels(options.labels))
+    _check_usable(examples, load_report)
     model = load_model(options, num_labels=len(label_names))
     features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
                                    max_passage_len=options.max_passage_len, label_names=label_names)
     start = time.perf_counter()
     metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device)
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
+
+
+def _check_usable(examples: list, report) -> None:
+    if not examples:
+        raise DataError(f"{report.source}: no usable examples ({report.summary()}); fix the data (the lines above "
+                        "name each skipped example)")
 
 
 def _with_cache_settings(options: EvalOptions) -> EvalOptions:
@@ -163,7 +199,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--version-2", action="store_true", help="SQuAD 2.0 scoring")
     parser.add_argument("--cache", help="read passage states from this cache directory")
-    parser.add_argument("--device", default=d.device)
+    parser.add_argument("--device", default=d.device, help="cpu (default), cuda or cuda:N")
+    parser.add_argument("--labels", help="pair data: its labels as written, comma-separated in class order "
+                                         "(default: declared by the data, else 0,1 or the GLUE sets)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
@@ -171,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(EvalOptions)}
     options = EvalOptions(**{k: v for k, v in vars(args).items() if k in names})
     result = evaluate(options)
+    note = untrained_head_note(options)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(result))
     else:

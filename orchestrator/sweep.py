@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-data", help="held-out data every trial and the teacher are scored on (default: a "
                                             "held-out part of --data)")
     parser.add_argument("--task", choices=("qa", "pair"), help="default qa")
+    parser.add_argument("--labels", help="pair data: its labels as written, comma-separated in class order (default: "
+                                         "declared by the data, else 0,1 or the GLUE sets)")
     parser.add_argument("--num-workers", type=int, help="Ray Train workers per trial (default 1)")
     parser.add_argument("--use-gpu", action="store_true", help="one GPU per training worker")
     parser.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as the resources hold)")
@@ -35,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="default 0")
 
 
-_FIELDS = ("space", "name", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher", "model",
-           "data", "eval_data", "task", "num_workers", "use_gpu", "max_concurrent", "ray_address", "max_failures", "seed")
+_FIELDS = ("space", "name", "num_samples", "smoke", "storage", "tracking_uri", "experiment", "resume", "teacher",
+           "model", "data", "eval_data", "task", "labels", "num_workers", "use_gpu", "max_concurrent", "ray_address",
+           "max_failures", "seed")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -16,7 +16,6 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -24,14 +23,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.cli import UserError
+from orchestrator.data_check import check_training_data
+from orchestrator.ray_session import start_ray
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
 from orchestrator.train_options import TrainOptions
 from orchestrator.sweep_results import command_line, write_results
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
+from trainables.label_sets import parse_labels
 from trainables.model_source import resolve_model
-from trainables.storage import exists, is_uri, join, read_text, resolve, write_text
+from trainables.storage import check_directory_target, exists, is_uri, join, read_text, resolve, write_text
 
 if TYPE_CHECKING:
     from orchestrator.report import SweepReport
@@ -86,6 +88,8 @@ class SweepOptions:
     change it); None = the held-out part of ``data`` (see `TrainOptions.eval_articles` / `eval_fraction`)."""
     task: str = "qa"
     """qa or pair."""
+    labels: str | None = None
+    """Pairs: the data's labels, comma-separated in class order (see `TrainOptions.labels`)."""
     num_workers: int = 1
     """Ray Train workers per trial."""
     use_gpu: bool = False
@@ -93,7 +97,8 @@ class SweepOptions:
     max_concurrent: int | None = None
     """Trials at once; None = as many as the cluster's CPUs (GPUs) hold training workers for."""
     ray_address: str | None = None
-    """Ray cluster to join; None starts a local one (dashboard on, so stopped trials' placement groups are freed)."""
+    """Ray cluster to join; None (and no ``RAY_ADDRESS``) starts a local one (`orchestrator.ray_session`; dashboard
+    on, so stopped trials' placement groups are freed)."""
     max_failures: int = 1
     """Times Tune retries a failed trial."""
     seed: int = 0
@@ -110,6 +115,9 @@ class SweepOptions:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
         if self.task not in ("qa", "pair"):
             raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+        if parse_labels(self.labels) and self.task != "pair":
+            raise ValueError("labels: QA data has no labels; drop --labels or use --task pair")
+        check_directory_target(self.storage, "storage")
         if self.tracking_uri is None:
             default_tracking_uri(self.storage)  # refuses a bucket before anything starts
 
@@ -170,6 +178,9 @@ def load_spec(space: str) -> tuple[SweepSpec, Path]:
         # A stable module name lets the searcher's saved state (which refers to the space's function) load on resume.
         name = "decouple_space_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
         module = sys.modules.get(name) or _import_file(name, path)
+    elif Path(space).suffix or "/" in space or "\\" in space:
+        raise UserError(f"{space}: a search space is a Python file defining SPEC (a .py path) or the name of a "
+                        "shipped space (split, compression, distillation, pareto); see search_spaces/split.py")
     else:
         try:
             module = importlib.import_module(f"search_spaces.{space}")
@@ -214,6 +225,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
         **(lengths if options.smoke else {}),
         **spec.settings,
         "model": str(model_path), "data": options.data, "eval_data": options.eval_data, "task": options.task,
+        "labels": options.labels,
         "epochs": smoke.epochs if options.smoke else spec.epochs,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
         "max_failures": options.max_failures,
@@ -400,9 +412,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     sweep_dir = join(storage, name)
     previous = SweepRecord.load(sweep_dir) if options.resume else None
     base, target = _validated(spec, source, options, storage, previous)
-    started_ray = not ray.is_initialized()
-    if started_ray:
-        ray.init(**ray_init_args(options.ray_address))
+    started_ray = start_ray(options.ray_address, dashboard=True)
     try:
         check_shared(storage)
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target, name)
@@ -427,13 +437,6 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s, results)
 
 
-def ray_init_args(address: str | None) -> dict[str, Any]:
-    """Join ``address`` (or the cluster ``RAY_ADDRESS`` names: `ray job submit` sets it), else start a local Ray
-    with its dashboard, whose state API frees the placement groups of stopped trials (Ray Train's cleaner uses it)."""
-    address = address or os.environ.get("RAY_ADDRESS")
-    return {"address": address} if address else {"include_dashboard": True}
-
-
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
@@ -445,35 +448,10 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
         model = resolve_model_path(options.model)  # checked (a bucket's model downloaded) here; workers get the URI
         base = base_options(options, spec, options.model if is_uri(options.model) else model, storage)
         checked = {**base, "teacher": options.teacher or base["model"]}  # the teacher-to-be has the model's shape
-        if options.eval_data is not None:
-            check_eval_data(options.data, options.eval_data, options.task)
+        check_training_data(TrainOptions.from_dict(teacher_options(base)))
     target = Target.from_checkpoint(resolve_model(base["model"]), base["epochs"])
     validate_spec(spec, target, checked, source=str(source), seed=options.seed)
     return base, target
-
-
-def check_eval_data(data: str, eval_data: str, task: str) -> None:
-    """Read the held-out data once before Ray starts: unreadable, empty, or (pairs) labelled differently from the
-    training data fails in one line, before any trial."""
-    from trainables.data_errors import DataError
-
-    try:
-        if task == "qa":
-            from trainables.squad import load_squad
-
-            examples, report = load_squad(eval_data, split="validation")
-        else:
-            from trainables.pairs import load_pairs
-
-            examples, names, report = load_pairs(eval_data, split="validation")
-            _, train_names, _ = load_pairs(data, split="train")
-            if names != train_names:
-                raise UserError(f"--eval-data {eval_data}: labels {list(names)} differ from the training data's "
-                                f"{list(train_names)}; use held-out data of the same task")
-    except DataError as err:
-        raise UserError(f"--eval-data: {err}") from None
-    if not examples:
-        raise UserError(f"--eval-data {eval_data}: no usable examples ({report.summary()}); check the file")
 
 
 def _resumed(record: SweepRecord) -> SweepRecord:

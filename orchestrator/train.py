@@ -111,6 +111,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
 def loop_config(options: TrainOptions):
     """The workers' `LoopConfig`: options with every local path made absolute (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
+    from trainables.label_sets import parse_labels
     from trainables.loop_config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
     def absolute(path: str | None) -> str | None:
@@ -130,7 +131,7 @@ def loop_config(options: TrainOptions):
                     eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
                     max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
                     doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
-                    max_eval_examples=o.max_eval_examples, seed=o.seed)
+                    max_eval_examples=o.max_eval_examples, seed=o.seed, labels=parse_labels(o.labels))
     logits_file = None
     if teacher is not None and o.teacher_logits_cache is not None:
         logits_file = teacher_logits_file(storage.resolve(o.teacher_logits_cache), teacher, data, o.precision)
@@ -241,19 +242,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     track.add_argument("--parent-run-id", help="nest the run under this MLflow run")
     track.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
     parser.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default: output_dir)")
+    parser.add_argument("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray started "
+                                              "for this command)")
 
 
 def run(args: argparse.Namespace) -> int:
+    from orchestrator.data_check import check_training_data
+    from orchestrator.ray_session import ray_session
     from orchestrator.tracking import Tracking, default_tracking_uri
 
     options = options_from_args(args)
+    if args.storage_path is not None:
+        storage.check_directory_target(args.storage_path, "storage_path")
+    check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
     tracking = None
     if not args.no_tracking:
         uri = args.tracking_uri or default_tracking_uri(options.output_dir)
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)
-    result = run_training(options, tracking, storage_path=args.storage_path)
+    with ray_session(args.ray_address, dashboard=True):  # the dashboard serves Ray Train's placement-group cleaner
+        result = run_training(options, tracking, storage_path=args.storage_path)
     summary = {k: round(v, 4) for k, v in result.metrics.items()
                if k.startswith("eval_") and isinstance(v, (int, float))}
     print(json.dumps({"metrics": summary, "checkpoint": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,

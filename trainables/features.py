@@ -122,3 +122,12 @@ MAX_PASSAGE_LEN = 256
 """Default P: window length in tokens including the final [SEP] (with the default Q = 64: 320 tokens jointly)."""
 DOC_STRIDE = 128
 """Default overlap in tokens between consecutive windows of a long context (Hugging Face `stride` convention)."""
+
+
+def check_joint_length(max_question_len: int, max_passage_len: int, positions: int, model: str) -> None:
+    """`ValueError` when the joint sequence Q + P needs more positions than the model has: passage positions follow
+    the question's (and at split 0 count over both), so a longer window would index past the position table."""
+    if max_question_len + max_passage_len > positions:
+        raise ValueError(f"max_passage_len={max_passage_len} + max_question_len={max_question_len} = "
+                         f"{max_question_len + max_passage_len} positions, beyond the {positions} of model {model}; "
+                         f"use a max_passage_len of at most {positions - max_question_len}")

@@ -84,6 +84,8 @@ class DataSpec:
     """Cap on evaluation examples; None = all."""
     seed: int
     """Seed of the held-out split."""
+    labels: tuple[str, ...] | None = None
+    """Pairs: the data's labels in class order (``--labels``); None = the set the data declares, else the task's."""
 
 
 @dataclass(frozen=True)

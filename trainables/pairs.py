@@ -5,9 +5,10 @@ and the label), a local ``.jsonl`` (one object per line), or a ``datasets`` name
 ``nyu-mll/glue:rte``, any ``name[:config]`` or local dataset folder). Column names are matched through the
 aliases below, so ``question1/question2`` (QQP) and ``premise/hypothesis`` (MNLI) work unchanged.
 
-Labels become class indices into ``label_names``: fixed names for layouts with numeric labels (MRPC, QQP), the
-GLUE order for the entailment label sets, ``"0".."n"`` for other numeric labels and the sorted set otherwise.
-A bad row is skipped with one line naming the file, the row (its id, or its line) and the field.
+Labels become class indices into ``label_names``, drawn from a known set (`trainables.label_sets`): ``--labels``,
+what the source declares (a ClassLabel; MRPC's and QQP's numeric columns), or the task's own set (0/1, the GLUE
+entailment sets). A label outside the set never becomes a class: its row is a bad row. A bad row is skipped with
+one line naming the file, the row (its id, or its line), the field and the value.
 """
 from __future__ import annotations
 
@@ -19,8 +20,10 @@ from typing import Iterable, Iterator
 
 import torch
 
+from trainables import label_sets
 from trainables.data_errors import DataError, LoadReport, problem_line
 from trainables.features import PairExample, PairFeatures
+from trainables.label_sets import LabelSet
 from trainables.qa_features import pad_ids
 
 SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
@@ -29,18 +32,12 @@ LABEL_COLUMNS = ("label", "gold_label", "is_duplicate", "Quality")
 ID_COLUMNS = ("id", "idx", "index", "pairID")
 MRPC_ID_COLUMNS = ("#1 ID", "#2 ID")
 
-# Label columns whose values are class indices with conventional names.
-NUMERIC_LABEL_NAMES = {
-    "Quality": ("not_paraphrase", "paraphrase"),
-    "is_duplicate": ("not_duplicate", "duplicate"),
+# Label columns whose values are class indices with conventional names: the layout declares its set.
+NUMERIC_LABEL_SETS = {
+    "Quality": label_sets.declared(("not_paraphrase", "paraphrase"), "MRPC's Quality column"),
+    "is_duplicate": label_sets.declared(("not_duplicate", "duplicate"), "QQP's is_duplicate column"),
 }
-# String label sets in the order GLUE (and the hub's ClassLabel) numbers them.
-KNOWN_LABEL_ORDERS = (
-    ("entailment", "not_entailment"),
-    ("entailment", "neutral", "contradiction"),
-)
 GLUE_HUB_NAME = "nyu-mll/glue"
-_MISSING_LABELS = ("", "-")
 
 
 class _BadRow(Exception):
@@ -64,25 +61,33 @@ class _RawPair:
     """``(field, detail)`` found while reading (a TSV row of the wrong width); the row is skipped."""
 
 
-def load_pairs(source: str, *, split: str = "train",
-               limit: int | None = None) -> tuple[list[PairExample], tuple[str, ...], LoadReport]:
+def load_pairs(source: str, *, split: str = "train", limit: int | None = None,
+               labels: tuple[str, ...] | None = None) -> tuple[list[PairExample], tuple[str, ...], LoadReport]:
     """Load pair examples (at most ``limit``); returns them, the label names and the kept/skipped report.
 
-    ``split`` is used only for ``datasets`` names. Raises ``DataError`` when the whole source is unusable.
+    ``split`` is used only for ``datasets`` names. ``labels`` are the source's labels as it writes them, in class
+    order (``--labels``); None takes the set the source declares or the task's (see `trainables.label_sets`).
+    Raises ``DataError`` when the whole source is unusable.
     """
     if limit is not None and limit < 0:
         raise ValueError(f"load_pairs: limit = {limit}; use None or a count >= 0")
+    path = Path(source)
     if source.endswith(".tsv"):
-        report = LoadReport(Path(source).name)
-        rows, fixed_names = _tsv_rows(Path(source))
+        report = LoadReport(path.name)
+        rows, declared = _tsv_rows(path)
     elif source.endswith(".jsonl"):
-        report = LoadReport(Path(source).name)
-        rows, fixed_names = _jsonl_rows(Path(source), report), None
+        report = LoadReport(path.name)
+        rows, declared = list(_jsonl_rows(path, report)), None
+    elif path.is_file():
+        what = "is SQuAD QA data: use --task qa" if path.suffix == ".json" else "is not a pair format: convert it"
+        raise DataError(f"{path.name}: pair data is read from .tsv or .jsonl files; a {path.suffix or 'suffix-less'} "
+                        f"file {what}")
     else:
         report = LoadReport(source)
-        rows, fixed_names = _hub_rows(source, split)
-    examples, names = _check_rows(list(rows), fixed_names, report, limit)
-    return examples, names, report
+        rows, declared = _hub_rows(source, split)
+    label_set = label_sets.given(labels) if labels else declared or label_sets.known_set(
+        [_label_text(r) for r in rows], report.source)
+    return _check_rows(rows, label_set, report, limit), label_set.names, report
 
 
 def build_pair_features(examples: list[PairExample], tokenizer, *, max_question_len: int, max_passage_len: int,
@@ -150,10 +155,12 @@ def _raw(row: dict[str, object], where: str, columns: tuple[str, str, str],
     return _RawPair(ref, example_id, {c: row.get(c) for c in columns}, columns, problem)
 
 
-def _tsv_rows(path: Path) -> tuple[list[_RawPair], tuple[str, ...] | None]:
+def _tsv_rows(path: Path) -> tuple[list[_RawPair], LabelSet | None]:
     """Rows of a TSV read without quote handling (MRPC text contains bare quote characters)."""
-    lines = _read_lines(path)
-    header = lines[0].split("\t") if lines else []
+    lines = _read_lines(path, "a header line, then one example per line")
+    if not any(line.strip() for line in lines[1:]):
+        raise DataError(f"{path.name}: has a header line but no rows; add the examples below the header")
+    header = lines[0].split("\t")
     columns = _columns(header, path.name)
     rows: list[_RawPair] = []
     for number, line in enumerate(lines[1:], start=2):
@@ -161,7 +168,7 @@ def _tsv_rows(path: Path) -> tuple[list[_RawPair], tuple[str, ...] | None]:
             continue
         values = next(csv.reader([line], delimiter="\t", quoting=csv.QUOTE_NONE))
         rows.append(_raw(dict(zip(header, values)), f"line {number}", columns, _width_problem(header, values)))
-    return rows, NUMERIC_LABEL_NAMES.get(columns[2])
+    return rows, NUMERIC_LABEL_SETS.get(columns[2])
 
 
 def _width_problem(header: list[str], values: list[str]) -> tuple[str, str] | None:
@@ -173,19 +180,25 @@ def _width_problem(header: list[str], values: list[str]) -> tuple[str, str] | No
     return "row", f"is too wide: {widths}; remove the stray tab"
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, layout: str) -> list[str]:
+    """The file's lines; `DataError` when it is missing, not UTF-8, or holds nothing but blank lines (the message
+    tells what to write: ``layout``)."""
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path")
     try:
-        return path.read_text(encoding="utf-8-sig").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError as err:
         raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
                         "save the file as UTF-8") from None
+    if not any(line.strip() for line in lines):
+        raise DataError(f"{path.name}: the file is empty; write {layout}")
+    return lines
 
 
 def _jsonl_rows(path: Path, report: LoadReport) -> Iterator[_RawPair]:
     """One row per non-blank line; a line that is not a JSON object is skipped with a problem line."""
-    for number, line in enumerate(_read_lines(path), start=1):
+    layout = 'one {"sentence1": ..., "sentence2": ..., "label": ...} object per line'
+    for number, line in enumerate(_read_lines(path, layout), start=1):
         if not line.strip():
             continue
         try:
@@ -193,6 +206,10 @@ def _jsonl_rows(path: Path, report: LoadReport) -> Iterator[_RawPair]:
         except json.JSONDecodeError as err:
             report.skip(problem_line(report.source, f"at line {number}", "line",
                                      f"is not valid JSON ({err.msg} at column {err.colno}); fix the line"))
+            continue
+        except RecursionError:
+            report.skip(problem_line(report.source, f"at line {number}", "line",
+                                     "is nested too deeply to read; write one flat JSON object"))
             continue
         if not isinstance(row, dict):
             report.skip(problem_line(report.source, f"at line {number}", "line",
@@ -216,7 +233,7 @@ def hub_name(source: str) -> tuple[str, str | None]:
     return source, None
 
 
-def _hub_rows(source: str, split: str) -> tuple[list[_RawPair], tuple[str, ...] | None]:
+def _hub_rows(source: str, split: str) -> tuple[list[_RawPair], LabelSet | None]:
     name, config = hub_name(source)
     try:
         import datasets
@@ -229,24 +246,24 @@ def _hub_rows(source: str, split: str) -> tuple[list[_RawPair], tuple[str, ...] 
                         "local .tsv/.jsonl file") from None
     columns = _columns(list(dataset.column_names), source)
     label_feature = dataset.features[columns[2]]
-    fixed = tuple(label_feature.names) if hasattr(label_feature, "names") else None
-    return [_raw(row, f"row {n}", columns) for n, row in enumerate(dataset)], fixed
+    names = getattr(label_feature, "names", None)
+    declared = label_sets.declared(tuple(names), f"{source}'s ClassLabel") if names else None
+    return [_raw(row, f"row {n}", columns) for n, row in enumerate(dataset)], declared
 
 
-def _check_rows(rows: list[_RawPair], fixed_names: tuple[str, ...] | None, report: LoadReport,
-                limit: int | None) -> tuple[list[PairExample], tuple[str, ...]]:
-    """Keep good rows (up to ``limit``), skip bad ones with one line each; returns examples and label names."""
-    names = fixed_names or _label_names([_label_text(r) for r in rows])
+def _check_rows(rows: list[_RawPair], label_set: LabelSet, report: LoadReport,
+                limit: int | None) -> list[PairExample]:
+    """Keep good rows (up to ``limit``), skip bad ones with one line each."""
     examples: list[PairExample] = []
     for raw in rows:
         if limit is not None and len(examples) >= limit:
             break
         try:
-            examples.append(_example(raw, names))
+            examples.append(_example(raw, label_set))
         except _BadRow as bad:
             report.skip(problem_line(report.source, raw.ref, bad.field_name, bad.detail))
     report.kept = len(examples)
-    return examples, names
+    return examples
 
 
 def _label_text(raw: _RawPair) -> str:
@@ -254,27 +271,7 @@ def _label_text(raw: _RawPair) -> str:
     return "" if value is None else str(value).strip()
 
 
-def _label_names(labels: list[str]) -> tuple[str, ...]:
-    """Names for free-form labels: ``"0".."max"`` when all are integers, else a known GLUE order, else sorted.
-
-    A file using two or more labels of a known order is taken to use that order, so a stray label there
-    (``maybe`` among ``entailment``/``not_entailment``) is a bad row rather than a new class.
-    """
-    seen = {label for label in labels if label not in _MISSING_LABELS}
-    numbers = [int(label) for label in seen if _is_int(label)]
-    if seen and len(numbers) == len(seen):
-        return tuple(str(i) for i in range(max(max(numbers), 0) + 1))
-    for order in KNOWN_LABEL_ORDERS:
-        if seen <= set(order) or len(seen & set(order)) >= 2:
-            return order
-    return tuple(sorted(seen))
-
-
-def _is_int(text: str) -> bool:
-    return text.lstrip("-").isdigit()
-
-
-def _example(raw: _RawPair, names: tuple[str, ...]) -> PairExample:
+def _example(raw: _RawPair, label_set: LabelSet) -> PairExample:
     if raw.problem:
         raise _BadRow(*raw.problem)
     first, second, label_column = raw.columns
@@ -282,7 +279,7 @@ def _example(raw: _RawPair, names: tuple[str, ...]) -> PairExample:
         id=raw.example_id,
         sentence1=_sentence(raw.fields.get(first), first),
         sentence2=_sentence(raw.fields.get(second), second),
-        label=_label_index(_label_text(raw), label_column, names),
+        label=_label_index(_label_text(raw), label_column, label_set),
     )
 
 
@@ -292,14 +289,13 @@ def _sentence(value: object, column: str) -> str:
     return value
 
 
-def _label_index(label: str, column: str, names: tuple[str, ...]) -> int:
-    """Index of ``label``: its position in ``names``, or the label itself when it is an index (MRPC, hub)."""
-    if label in _MISSING_LABELS:
+def _label_index(label: str, column: str, label_set: LabelSet) -> int:
+    """The class of ``label`` in ``label_set``; `_BadRow` naming the value when it has none."""
+    index = label_set.index(label)
+    if index is not None:
+        return index
+    if label in label_sets.MISSING:
         raise _BadRow(column, "is missing; label the row or remove it")
-    if label in names:
-        return names.index(label)
-    if _is_int(label) and 0 <= int(label) < len(names):
-        return int(label)
-    if _is_int(label) and int(label) < 0:
+    if label_sets.is_unlabelled(label):
         raise _BadRow(column, f"= {label} marks an unlabelled row (a test split?); use a labelled split or file")
-    raise _BadRow(column, f"= {label!r} is not one of {list(names)}; fix the label")
+    raise _BadRow(column, f"= {label!r} is not one of {label_set.describe()}; fix the label or remove the row")

@@ -17,6 +17,7 @@ from trainables.features import QAExample
 from trainables.synthetic import synthetic_squad
 
 SYNTHETIC = "synthetic"
+PAIR_FILE_SUFFIXES = (".tsv", ".jsonl", ".csv")
 
 
 class _BadExample(Exception):
@@ -42,6 +43,9 @@ def load_squad(source: str, *, split: str = "validation",
         raise ValueError(f"load_squad: limit = {limit}; use None or a count >= 0")
     if source == SYNTHETIC or source.startswith(SYNTHETIC + ":"):
         return _load_synthetic(source, limit)
+    if source.endswith(PAIR_FILE_SUFFIXES) and Path(source).is_file():
+        raise DataError(f"{Path(source).name}: a {Path(source).suffix} file holds sentence pairs, not SQuAD JSON; "
+                        "use --task pair (or leave --task out: .tsv/.jsonl data is read as pairs)")
     if source.endswith(".json") or Path(source).is_file():
         return _load_json_file(Path(source), limit)
     return _load_hub(source, split, limit)
@@ -63,6 +67,11 @@ def split_by_article(examples: list[QAExample], *, eval_articles: int,
     train = [ex for ex in examples if _article_key(ex) not in held_out]
     evaluation = [ex for ex in examples if _article_key(ex) in held_out]
     return train, evaluation
+
+
+def article_count(examples: list[QAExample]) -> int:
+    """Distinct articles as `split_by_article` counts them."""
+    return len({_article_key(ex) for ex in examples})
 
 
 def _article_key(example: QAExample) -> str:
@@ -103,10 +112,17 @@ def _read_json(path: Path) -> list:
     if not path.is_file():
         raise DataError(f"{path}: no such file; check the path or use a hub name such as 'squad'")
     try:
-        root = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is accepted, as by the pair readers
+        if not text.strip():
+            raise DataError(f"{path.name}: the file is empty; expected SQuAD JSON "
+                            '{"version": ..., "data": [...]}')
+        root = json.loads(text)
     except json.JSONDecodeError as err:
         raise DataError(f"{path.name}: malformed JSON at line {err.lineno} column {err.colno} ({err.msg}); "
                         "fix the file or download it again") from None
+    except RecursionError:
+        raise DataError(f"{path.name}: JSON nested too deeply to read; SQuAD JSON is a few levels deep, "
+                        "fix or regenerate the file") from None
     except UnicodeDecodeError as err:
         raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
                         "save the file as UTF-8") from None

@@ -155,3 +155,15 @@ def local_copy(location: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def check_directory_target(location: str, field_name: str) -> None:
+    """`ValueError` naming ``field_name`` when a local ``location`` cannot become a directory: it, or the nearest
+    of its parents that exists, is a file. Bucket URIs are not checked (a prefix is never a file)."""
+    if is_uri(location):
+        return
+    path = Path(location).expanduser()
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        where = "is a file" if existing == path else f"is inside {existing}, which is a file"
+        raise ValueError(f"{field_name}={location!r} {where}; pass a directory (new or existing)")

@@ -107,7 +107,7 @@ def _load_qa(spec: DataSpec, tokenizer) -> TaskData:
 
 
 def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
-    examples, names, report = load_pairs(spec.source, split="train")
+    examples, names, report = load_pairs(spec.source, split="train", labels=spec.labels)
     summaries = [report.summary()]
     if spec.eval_source is None:
         order = list(range(len(examples)))
@@ -117,7 +117,7 @@ def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
         train = [examples[i] for i in sorted(order[n_eval:])]
     else:
         train = examples
-        held_out, eval_names, eval_report = load_pairs(spec.eval_source, split="validation")
+        held_out, eval_names, eval_report = load_pairs(spec.eval_source, split="validation", labels=spec.labels)
         summaries.append(eval_report.summary())
         if eval_names != names:
             raise ValueError(f"eval_data: labels {eval_names} differ from the training labels {names}")
