@@ -464,10 +464,10 @@ def log_to_mlflow(result: BenchResult, tracking_uri: str, experiment: str = DEFA
     step=split, the JSON report as the artifact ``bench.json``. Returns the run id."""
     from mlflow.tracking import MlflowClient
 
+    from orchestrator.tracking import Tracking, experiment_id as find_experiment
+
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
-    run_id = client.create_run(experiment_id, run_name="bench").info.run_id
+    run_id = client.create_run(find_experiment(Tracking(tracking_uri, experiment)), run_name="bench").info.run_id
     environment = {"threads": result.threads, "baseline": result.baseline, "torch": torch.__version__}
     params = {**asdict(result.options), **environment}
     for key, value in params.items():

@@ -42,6 +42,23 @@ _FIELDS = ("space", "name", "num_samples", "smoke", "storage", "tracking_uri", "
            "max_failures", "seed")
 
 
+def disk_use(location: str) -> int | None:
+    """Bytes under a local directory, each hard-linked file counted once; None for a bucket."""
+    from pathlib import Path
+
+    from trainables.storage import is_uri
+
+    if is_uri(location):
+        return None
+    seen, total = set(), 0
+    for path in Path(location).rglob("*"):
+        stat = path.lstat()
+        if path.is_file() and not path.is_symlink() and (stat.st_dev, stat.st_ino) not in seen:
+            seen.add((stat.st_dev, stat.st_ino))
+            total += stat.st_size
+    return total
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator.report import format_report
     from orchestrator.sweep_runner import SweepOptions, run_sweep
@@ -62,4 +79,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"report:     decouple report {outcome.sweep_dir} [--max-drop 1.0] [--min-speedup X] [--json]")
     if outcome.results:
         print(f"results:    {outcome.results[0]} (and {len(outcome.results) - 1} plots beside it)")
+    used = disk_use(options.storage)
+    if used is not None:
+        print(f"disk:       {options.storage} holds {used / 2**20:.0f} MiB (teachers, trial models, Tune state, MLflow)")
     return 0

@@ -68,7 +68,7 @@ class SweepOptions:
     """Trials to run; None = the space's (or its smoke size's) budget."""
     smoke: bool = False
     """Run the space's smoke size: a few short trials on a slice of the data."""
-    storage: str = "runs/sweeps"
+    storage: str = "runs"
     """Root of teachers, trial runs and Tune experiments: a directory (on a multi-node cluster, one every node
     mounts) or a bucket URI (s3://, gs://)."""
     tracking_uri: str | None = None

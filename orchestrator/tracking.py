@@ -7,6 +7,7 @@ MLflow 3.x refuses ``file:`` stores, so the local default is a sqlite database (
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 from collections.abc import Mapping
@@ -22,8 +23,26 @@ from ray.train import UserCallback
 from trainables.storage import is_uri
 
 SQLITE_PREFIX = "sqlite:///"
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
+"""The experiment kind MLflow 3's UI opens as "Model training" (the run table and charts); an experiment without
+the tag is guessed from its first runs and may open under "GenAI"."""
 PARENT_RUN_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
+
+
+PROJECT_RUNS = "runs"
+"""The project's run folder (relative to the working directory): its ``mlflow.db`` is every command's default store,
+so a teacher, its students and the sweeps over them are compared in one MLflow UI."""
+
+
+def project_tracking_uri() -> str:
+    """``$MLFLOW_TRACKING_URI`` when set, else the project's store ``sqlite:///<cwd>/runs/mlflow.db`` (its folder
+    made here: sqlite creates the file, not the folder)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    Path(PROJECT_RUNS).mkdir(exist_ok=True)
+    return default_tracking_uri(PROJECT_RUNS)
 
 
 def default_tracking_uri(root: str | Path) -> str:
@@ -78,7 +97,8 @@ def experiment_id(tracking: Tracking) -> str:
         return found.experiment_id
     try:
         return client.create_experiment(
-            tracking.experiment, artifact_location=_artifact_location(tracking.uri, tracking.experiment)
+            tracking.experiment, artifact_location=_artifact_location(tracking.uri, tracking.experiment),
+            tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING},
         )
     except MlflowException:
         found = client.get_experiment_by_name(tracking.experiment)

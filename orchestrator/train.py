@@ -19,6 +19,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.publish import publish
 from orchestrator.train_options import RENAMED, TrainOptions, resolve_model_path
 from trainables import storage
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
 
 DEFAULT_EXPERIMENT = "decoupled-train"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
+"""Files `log_checkpoint` leaves where they are: the weights (and optimizer state)."""
 OPTIONS_FILE = "train_options.yaml"
 
 
@@ -36,7 +39,8 @@ class TrainResult:
     metrics: dict
     """The last epoch's reported metrics (eval_* on the held-out split, train_* loss terms and speed)."""
     checkpoint_path: str | None
-    """Directory of the final checkpoint (HF save_pretrained layout plus training state); None if none was saved."""
+    """The trained model (HF save_pretrained layout plus its training record): the output directory itself when local
+    (`publish`), else the final checkpoint's URI; None if none was saved."""
     mlflow_run_id: str | None
     """The MLflow run, or None without tracking."""
     wall_s: float
@@ -78,6 +82,8 @@ def run_training(
             end_run(tracking.uri, run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise worker_input_error(err) or err
     checkpoint = storage.location_of(result.checkpoint.path, root) if result.checkpoint is not None else None
+    if checkpoint is not None:
+        checkpoint = publish(checkpoint, root)
     options.to_yaml(storage.join(root, name, OPTIONS_FILE))
     if run_id is not None:
         _log_outputs(tracking.uri, run_id, options, checkpoint)
@@ -146,7 +152,8 @@ def loop_config(options: TrainOptions):
         distill=DistillSpec(temperature=o.kd_temperature, ratio=o.kd_ratio, hidden_weight=o.hidden_weight,
                             attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
         optim=OptimSpec(lr=o.lr, weight_decay=o.weight_decay, warmup_ratio=o.warmup_ratio,
-                        max_grad_norm=o.max_grad_norm, precision=o.precision),
+                        max_grad_norm=o.max_grad_norm, precision=o.precision,
+                        dropout=o.dropout),
         epochs=o.epochs,
         phase1_epochs=o.compression_phase1_epochs,
         batch_size=o.batch_size,
@@ -196,15 +203,20 @@ def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str |
 
 
 def log_checkpoint(uri: str, run_id: str, checkpoint: str) -> Path:
-    """The checkpoint (a directory or bucket URI) as the run's ``checkpoint/`` artifact, without the optimizer state
-    (it only serves resuming); returns the local directory it was read from."""
+    """The model's record in its MLflow run: the ``checkpoint`` tag holds its location, and the small files beside
+    the weights (configs, metrics, predictions, tokenizer) go under the ``checkpoint/`` artifact. The weights stay
+    where training wrote them, never copied a second time. Returns the local directory it was read from."""
+    from mlflow.tracking import MlflowClient
+
     from orchestrator.tracking import log_artifact
     from trainables.loop_config import OPTIMIZER_STATE
 
+    MlflowClient(uri).set_tag(run_id, "checkpoint", checkpoint)
     folder = storage.local_copy(checkpoint)
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name not in (OPTIMIZER_STATE, storage.COMPLETE):
-            log_artifact(uri, run_id, path, str(Path("checkpoint", *path.parent.relative_to(folder).parts)))
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix not in WEIGHT_SUFFIXES and path.name not in (OPTIMIZER_STATE,
+                                                                                        storage.COMPLETE):
+            log_artifact(uri, run_id, path, "checkpoint")
     return folder
 
 
@@ -235,12 +247,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
     group.add_argument("--kd-alpha", dest="kd_alpha", default=None, help=argparse.SUPPRESS)  # deprecated: kd_ratio
     track = parser.add_argument_group("tracking")
-    track.add_argument("--tracking-uri", help="MLflow URI (default: sqlite:///<output_dir>/mlflow.db)")
+    track.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else the project's "
+                                               "sqlite:///<cwd>/runs/mlflow.db)")
     track.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
                        help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
     track.add_argument("--run-name", help="MLflow run name")
     track.add_argument("--parent-run-id", help="nest the run under this MLflow run")
     track.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
+    parser.add_argument("--json", action="store_true", help="end with one JSON object (metrics, model, MLflow run)")
     parser.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default: output_dir)")
     parser.add_argument("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray started "
                                               "for this command)")
@@ -249,7 +263,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orchestrator.data_check import check_training_data
     from orchestrator.ray_session import ray_session
-    from orchestrator.tracking import Tracking, default_tracking_uri
+    from orchestrator.tracking import Tracking, project_tracking_uri
 
     options = options_from_args(args)
     if args.storage_path is not None:
@@ -257,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
     check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
     tracking = None
     if not args.no_tracking:
-        uri = args.tracking_uri or default_tracking_uri(options.output_dir)
+        uri = args.tracking_uri or project_tracking_uri()
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)
@@ -265,10 +279,34 @@ def run(args: argparse.Namespace) -> int:
         result = run_training(options, tracking, storage_path=args.storage_path)
     summary = {k: round(v, 4) for k, v in result.metrics.items()
                if k.startswith("eval_") and isinstance(v, (int, float))}
-    print(json.dumps({"metrics": summary, "checkpoint": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,
-                      "tracking_uri": tracking.uri if tracking else None, "wall_s": round(result.wall_s, 1),
-                      "train_s": round(result.train_s, 1)}, indent=1))
+    outcome = {"metrics": summary, "model": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,
+               "tracking_uri": tracking.uri if tracking else None, "wall_s": round(result.wall_s, 1),
+               "train_s": round(result.train_s, 1)}
+    print(json.dumps(outcome, indent=1) if args.json else closing_lines(options, outcome))
     return 0
+
+
+def closing_lines(options: TrainOptions, outcome: dict) -> str:
+    """What a person reads when `decouple train` ends: the score, where the model is, what to run next."""
+    metrics, model = outcome["metrics"], outcome["model"]
+    scores = ", ".join(f"{k.removeprefix('eval_')} {v:.2f}" for k, v in metrics.items()
+                       if k in ("eval_exact_match", "eval_f1", "eval_accuracy"))
+    held_out = options.eval_data or "the held-out part of --data"
+    lines = [f"trained {options.mode} (split {options.split}) in {outcome['wall_s']:.0f} s: {scores} on "
+             f"{metrics.get('eval_examples', 0):.0f} examples of {held_out}",
+             f"model:  {model}"]
+    if outcome["tracking_uri"]:
+        lines.append(f"MLflow: run {outcome['mlflow_run_id']} in {outcome['tracking_uri']}")
+    if model is None:
+        return "\n".join(lines)
+    data = f"--data {options.data} --task {options.task}"
+    if options.mode == "teacher":
+        layers = json.loads(storage.read_text(storage.join(model, "config.json")))["num_hidden_layers"]
+        lines.append(f"next:   decouple train --mode student --teacher {model} {data} --split {max(1, layers // 2)} "
+                     "--output-dir <dir>")
+    else:
+        lines.append(f"next:   decouple eval --model {model} {data}")
+    return "\n".join(lines)
 
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:

@@ -108,6 +108,9 @@ class TrainOptions:
     """Fraction of the steps of each training phase spent warming up the learning rate."""
     max_grad_norm: float = 1.0
     """Gradient clipping norm; 0 turns clipping off."""
+    dropout: float | None = None
+    """Dropout probability of every dropout layer of the trained model while it trains; None keeps the checkpoint's
+    (0.1 in BERT-family models). A student matching its teacher's features is best off with 0 (see docs/fidelity.md)."""
     epochs: int = 2
     """Passes over the training data (including compression phase 1)."""
     batch_size: int = 32
@@ -125,9 +128,10 @@ class TrainOptions:
     """fp32, or bf16/fp16 autocast (GPU only)."""
     seed: int = 0
     """Seeds model initialisation, data order, dropout and the held-out split."""
-    output_dir: str = "runs"
-    """Where Ray Train writes checkpoints: a local directory (on a cluster, one every node mounts) or a bucket URI
-    (s3://, gs://); a local one also holds the default MLflow sqlite store."""
+    output_dir: str = "runs/model"
+    """Where the run goes: a local directory (on a cluster, one every node mounts) or a bucket URI (s3://, gs://).
+    Ray Train keeps its checkpoints in it, and a local one ends up holding the trained model itself (use it as
+    --model / --teacher)."""
     max_train_examples: int | None = None
     """Use at most this many training examples (smoke runs); None = all."""
     max_eval_examples: int | None = None
@@ -281,6 +285,8 @@ def _check_ranges(o: TrainOptions) -> None:
         value = getattr(o, name)
         if value is not None and value < low:
             raise ValueError(f"{name}={value} must be >= {low}")
+    if o.dropout is not None and not 0 <= o.dropout < 1:
+        raise ValueError(f"dropout={o.dropout} must be in [0, 1) (or unset to keep the checkpoint's)")
     for name in ("lr", "kd_temperature"):
         if getattr(o, name) <= 0:
             raise ValueError(f"{name}={getattr(o, name)} must be > 0")

@@ -44,6 +44,8 @@ class OptimSpec:
     """Gradients are clipped to this global L2 norm; 0 turns clipping off."""
     precision: str
     """fp32, or bf16/fp16 autocast (GPU only; fp16 adds loss scaling)."""
+    dropout: float | None = None
+    """Dropout probability of the trained model's dropout layers while it trains; None keeps the checkpoint's."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:

@@ -186,6 +186,13 @@ def build_student(cfg: LoopConfig, num_labels: int, checkpoint_dir: Path | None)
     return model
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Every dropout layer of ``model`` drops with probability ``p`` (the saved config keeps the original rate)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = p
+
+
 def load_tokenizer(path: Path):
     """The fast tokenizer saved next to a checkpoint's weights."""
     try:
@@ -276,6 +283,8 @@ class Worker:
         self._say(*self.data.summaries)
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
+        if cfg.optim.dropout is not None:
+            set_dropout(self.student, cfg.optim.dropout)
         self.model = self._prepare_model()
         self.loader, self.sampler = self._train_loader()
         start_epoch = self._restore(resume_dir)
@@ -284,7 +293,7 @@ class Worker:
                              "raise epochs to train further")
         # Once per attempt: the step it starts from (0 when fresh; the checkpoint's step after a restart or resume).
         self.setup_metrics = {**self._setup_teacher(), "start_step": self.global_step}
-        self._enter_phase(cfg.phase_of(start_epoch), optimizer_state=None)
+        self._enter_phase(cfg.phase_of(start_epoch), optimizer_state=None, first_epoch=start_epoch)
         torch.manual_seed(cfg.seed + 1000 * self.rank + start_epoch)  # dropout differs across replicas and resumes
         return start_epoch
 
@@ -318,19 +327,25 @@ class Worker:
         self.global_step = state["global_step"]
         epoch = state["epoch"]
         # A checkpoint from the last epoch of phase 1 resumes into a fresh phase-2 optimizer, as an unbroken run does.
-        if epoch < self.cfg.epochs and self.cfg.phase_of(epoch) == state["phase"]:
+        resumable = (resume_dir / OPTIMIZER_STATE).is_file()  # a finished, published model keeps no optimizer state
+        if resumable and epoch < self.cfg.epochs and self.cfg.phase_of(epoch) == state["phase"]:
             saved = torch.load(resume_dir / OPTIMIZER_STATE, map_location=self.device, weights_only=True)
             self._enter_phase(state["phase"], optimizer_state=saved)
-        self._say(f"resumed from {resume_dir} after epoch {epoch} (step {self.global_step})")
+        fresh = "" if resumable else " with a fresh optimizer (the checkpoint keeps no optimizer state)"
+        self._say(f"resumed from {resume_dir} after epoch {epoch} (step {self.global_step}){fresh}")
         return epoch
 
-    def _enter_phase(self, phase: int, optimizer_state: dict | None) -> None:
-        """A fresh optimizer and schedule at the start of each phase (or the saved ones when resuming inside it)."""
+    def _enter_phase(self, phase: int, optimizer_state: dict | None, first_epoch: int | None = None) -> None:
+        """A fresh optimizer and schedule at the start of each phase (or the saved ones when resuming inside it).
+        The schedule spans the phase from ``first_epoch`` (default: the phase's first epoch) to its end, so a model
+        resumed without optimizer state warms up and decays over the epochs it has left."""
         if phase == self.phase:
             return
         cfg = self.cfg
         self.phase = phase
-        epochs = cfg.phase1_epochs if phase == 1 else cfg.epochs - cfg.phase1_epochs
+        if first_epoch is None:
+            first_epoch = 0 if phase == 1 else cfg.phase1_epochs
+        epochs = (cfg.phase1_epochs if phase == 1 else cfg.epochs) - first_epoch
         named = list(self.student.named_parameters())
         if phase == 1:
             named = [(n, p) for n, p in named if n.startswith(("compressor.", "decompressor."))]
