@@ -163,6 +163,7 @@ def loop_config(options: TrainOptions):
         progress=o.progress,
         record=o.to_dict(),
         teacher_logits_file=logits_file,
+        mask_augment=o.mask_augment,
     )
 
 

@@ -110,7 +110,11 @@ class TrainOptions:
     """Gradient clipping norm; 0 turns clipping off."""
     dropout: float | None = None
     """Dropout probability of every dropout layer of the trained model while it trains; None keeps the checkpoint's
-    (0.1 in BERT-family models). A student matching its teacher's features is best off with 0 (see docs/fidelity.md)."""
+    (0.1 in BERT-family models)."""
+    mask_augment: float = 0.0
+    """Probability that each question/passage token of a training row is replaced by [MASK], drawn afresh every step.
+    A student with a teacher then learns the teacher's outputs on inputs beyond the training rows (the teacher sees
+    the same masked input; its logits are computed live, never cached). 0 = rows as they are."""
     epochs: int = 2
     """Passes over the training data (including compression phase 1)."""
     batch_size: int = 32
@@ -285,6 +289,8 @@ def _check_ranges(o: TrainOptions) -> None:
         value = getattr(o, name)
         if value is not None and value < low:
             raise ValueError(f"{name}={value} must be >= {low}")
+    if not 0 <= o.mask_augment < 1:
+        raise ValueError(f"mask_augment={o.mask_augment} must be in [0, 1) (0 = no masking)")
     if o.dropout is not None and not 0 <= o.dropout < 1:
         raise ValueError(f"dropout={o.dropout} must be in [0, 1) (or unset to keep the checkpoint's)")
     for name in ("lr", "kd_temperature"):

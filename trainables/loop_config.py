@@ -156,6 +156,8 @@ class LoopConfig:
     """File (local or bucket URI) holding logit KD's teacher logits over the training rows, shared by runs with the same
     teacher, data and precision (`teacher_logits_file`): loaded when present, written by the first run that computes
     them; None computes them every run."""
+    mask_augment: float = 0.0
+    """Probability of masking each question/passage token of a training row, afresh every step (`augment`)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("teacher", "student"):
@@ -171,8 +173,8 @@ class LoopConfig:
 
     @property
     def caches_teacher_logits(self) -> bool:
-        """Logit KD alone: teacher logits do not change, so they are computed once."""
-        return self.uses_teacher and not self.distill.uses_features
+        """Logit KD alone on unmasked rows: teacher logits do not change, so they are computed once."""
+        return self.uses_teacher and not self.distill.uses_features and self.mask_augment == 0
 
     def phase_of(self, epoch: int) -> int:
         """1 while only the compression layers train, else 2 (0-based ``epoch``)."""

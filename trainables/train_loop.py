@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from transformers import AutoTokenizer
 
 from trainables import storage
+from trainables.augment import masked_batch
 from trainables.decoupled import DecoupledModel, DecoupledOutput
 from trainables.evaluation import evaluate_pairs, evaluate_qa
 from trainables.features import PairFeatures, QAFeatures
@@ -253,6 +254,7 @@ class Worker:
         self.global_step = 0
         self.optimizer = self.scheduler = None
         self.teacher = None
+        self.masking: tuple | None = None
         self.teacher_logits: torch.Tensor | None = None
         self.train_seconds = 0.0
         self.setup_metrics: dict = {}
@@ -283,6 +285,11 @@ class Worker:
         self._say(*self.data.summaries)
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
+        self.masking = None
+        if cfg.mask_augment > 0:
+            if tokenizer.mask_token_id is None:
+                raise ValueError("mask_augment: the model's tokenizer has no mask token; set mask_augment to 0")
+            self.masking = (cfg.mask_augment, tokenizer.mask_token_id, torch.tensor(tokenizer.all_special_ids))
         if cfg.optim.dropout is not None:
             set_dropout(self.student, cfg.optim.dropout)
         self.model = self._prepare_model()
@@ -428,6 +435,8 @@ class Worker:
         start = time.perf_counter()
         for batch in self.loader:
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            if self.masking is not None and self.phase == 2:
+                batch = masked_batch(batch, *self.masking)
             terms = self.train_step(batch)
             for name, value in terms.items():
                 sums[TERMS.index(name)] += value
