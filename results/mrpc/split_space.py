@@ -1,0 +1,32 @@
+"""The split sweep behind results/mrpc: the shipped `split` space with MRPC's input lengths (both sentences fit in
+64 tokens) and the splits up to L/2 first, where the fidelity targets apply.
+
+Run (from the repository root; ../shared/data split into train/held-out as docs/fidelity.md says):
+    decouple sweep results/mrpc/split_space.py --task pair --data mrpc-train.tsv --eval-data mrpc-heldout.tsv \
+        --teacher <teacher dir> --name mrpc-split
+"""
+from __future__ import annotations
+
+from search_spaces.base import SweepSpec, Target
+from search_spaces.split import SPEC as SPLIT, define
+
+
+def up_to_half_first(target: Target) -> list[dict]:
+    half = target.num_layers // 2
+    order = [*range(half, 0, -1), *range(half + 1, target.num_layers + 1)]
+    return [{"split": k} for k in order]
+
+
+SPEC = SweepSpec(
+    name="mrpc-split",
+    define_by_run=define,
+    metrics=SPLIT.metrics,
+    modes=SPLIT.modes,
+    num_samples=None,
+    epochs=2,
+    settings={"max_question_len": 64, "max_passage_len": 64, "doc_stride": 16},
+    scheduler=None,
+    enqueued=up_to_half_first,
+    smoke=SPLIT.smoke,
+    description="MRPC accuracy vs split k, k <= L/2 first",
+)
