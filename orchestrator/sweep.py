@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        "-2, -3, ... when taken)")
     parser.add_argument("--num-samples", type=int, help="trials (default: the space's budget)")
     parser.add_argument("--smoke", action="store_true", help="the space's smoke size: a few short trials, little data")
-    parser.add_argument("--storage", help="root of teachers, trial runs and sweeps (default runs, beside decouple train's runs)")
+    parser.add_argument("--storage", help="root of teachers, trial runs and sweeps (default runs)")
     parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<storage>/mlflow.db)")
     parser.add_argument("--experiment", help="MLflow experiment (default decoupled-sweep)")
     parser.add_argument("--resume", action="store_true", help="continue the sweep already in --storage")
