@@ -244,8 +244,10 @@ def teacher_options(base: dict[str, Any]) -> dict[str, Any]:
     return values | {"mode": "teacher"}
 
 
-def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experiment: str) -> dict[str, Any]:
-    """Train the teacher once into ``<storage>/teachers/<key>``, or reuse the one already there."""
+def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experiment: str,
+                   parent_run_id: str | None = None) -> dict[str, Any]:
+    """Train the teacher once into ``<storage>/teachers/<key>`` (its MLflow run nested under ``parent_run_id``, the
+    sweep that needed it first), or reuse the one already there."""
     from orchestrator.tracking import Tracking
     from orchestrator.train import run_training
     from orchestrator.train_options import TrainOptions
@@ -257,7 +259,7 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
         return json.loads(read_text(join(folder, TEACHER_RECORD)))
     options = options.replace(output_dir=folder)
     print(f"[sweep] training the teacher {key} ({options.epochs} epochs on {options.data}) ...", flush=True)
-    result = run_training(options, Tracking(tracking_uri, experiment, f"teacher-{key}"), storage_path=folder)
+    result = run_training(options, Tracking(tracking_uri, experiment, f"teacher-{key}", parent_run_id), storage_path=folder)
     record = {"path": str(result.checkpoint_path), "accuracy": float(result.metrics[ACCURACY_KEY]), "key": key,
               "mlflow_run_id": result.mlflow_run_id, "wall_s": result.wall_s, "train_s": result.train_s,
               "metrics": result.metrics}
@@ -466,25 +468,34 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     """Train or take the teacher, size the concurrency, open the MLflow parent run, and write ``sweep.json``."""
     import ray
 
+    from mlflow.tracking import MlflowClient
+
     from orchestrator.sweep_tracking import SWEEP_TAG, environment_tags, start_sweep_run
-    from orchestrator.tracking import Tracking
+    from orchestrator.tracking import Tracking, end_run, log_params
 
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
-    if options.teacher:
-        teacher = given_teacher(options.teacher)
-        if options.eval_data is not None:  # its metrics.json scored it on other data
-            teacher = rescored_teacher(teacher, base)
-    else:
-        teacher = ensure_teacher(base, storage, tracking_uri, options.experiment)
     slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)
     num_samples = options.num_samples or spec.trials(target, options.smoke)
     params = {"space": spec.name, "source": str(source), "metrics": ",".join(spec.metrics),
               "modes": ",".join(spec.modes), "scheduler": spec.scheduler, "sampler": spec.sampler,
-              "smoke": options.smoke, "num_samples": num_samples, "max_concurrent": slots, "teacher": teacher["path"],
-              "teacher_accuracy": teacher["accuracy"], **{f"base.{k}": v for k, v in base.items()}}
+              "smoke": options.smoke, "num_samples": num_samples, "max_concurrent": slots,
+              **{f"base.{k}": v for k, v in base.items()}}
     tags = {SWEEP_TAG: name, "space_source": str(source), "mlflow.note.content": spec.description,
             **environment_tags(Path(__file__).parents[1])}
     parent = start_sweep_run(Tracking(tracking_uri, options.experiment, f"sweep-{name}"), params, source, tags)
+    try:
+        if options.teacher:
+            teacher = given_teacher(options.teacher)
+            if options.eval_data is not None:  # its metrics.json scored it on other data
+                teacher = rescored_teacher(teacher, base)
+        else:  # a teacher trained now is a child of this sweep's run; a reused one is named by its run id
+            teacher = ensure_teacher(base, storage, tracking_uri, options.experiment, parent_run_id=parent)
+    except BaseException:
+        end_run(tracking_uri, parent, "FAILED")
+        raise
+    log_params(tracking_uri, parent, {"teacher": teacher["path"], "teacher_accuracy": teacher["accuracy"]})
+    if teacher.get("mlflow_run_id"):
+        MlflowClient(tracking_uri).set_tag(parent, "teacher_run_id", teacher["mlflow_run_id"])
     record = SweepRecord(
         sweep=name, space=options.space, source=str(source), smoke=options.smoke, num_samples=num_samples,
         max_concurrent=slots, base={**base, "teacher": teacher["path"]}, teacher=teacher, tracking_uri=tracking_uri,

@@ -248,6 +248,10 @@ def test_sweep_scores_the_teacher_and_every_trial_on_eval_data(tiny_qa_checkpoin
     assert len(runs) == 2 and all(r.data.metrics["eval_examples"] == 20 for r in runs)
     teacher = json.loads(next((storage / "teachers").glob("*/teacher.json")).read_text())
     assert teacher["metrics"]["eval_examples"] == 20
+    parent = runs[0].data.tags["mlflow.parentRunId"]
+    teacher_run = client.get_run(teacher["mlflow_run_id"])
+    assert teacher_run.data.tags["mlflow.parentRunId"] == parent  # the teacher it trained sits with the sweep
+    assert client.get_run(parent).data.tags["teacher_run_id"] == teacher["mlflow_run_id"]
     for row in results["trials"]:
         assert row["accuracy_drop"] == pytest.approx(teacher["accuracy"] - row["accuracy"], abs=1e-4)
 
