@@ -3,7 +3,6 @@ Hugging Face cache built here: ``$HF_HOME/hub/models--org--name/snapshots/<sha>/
 ``refs/main`` naming ``<sha>``, with ``HF_HUB_OFFLINE=1``. Nothing here reaches the network."""
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 from pathlib import Path
@@ -13,7 +12,7 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification, BertModel
 
 from orchestrator.cli import main
-from orchestrator.train import TrainResult, loop_config
+from orchestrator.train import loop_config
 from orchestrator.train_options import TrainOptions
 from trainables.model_source import resolve_model
 
@@ -65,20 +64,6 @@ def refused(capsys, *argv: str) -> str:
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1, err
     return lines[0]
-
-
-@pytest.fixture
-def no_ray_training(monkeypatch):
-    """`decouple train` up to Ray: every check runs, then the options it would train are kept instead."""
-    seen = []
-
-    def run_training(options, tracking, **_):
-        seen.append(options)
-        return TrainResult({"eval_f1": 0.0}, None, None, 0.0, 0.0)
-
-    monkeypatch.setattr("orchestrator.train.run_training", run_training)
-    monkeypatch.setattr("orchestrator.ray_session.ray_session", lambda *a, **k: contextlib.nullcontext())
-    return seen
 
 
 def _checkpoint(path: Path, tokenizer, model) -> Path:
