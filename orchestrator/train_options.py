@@ -399,10 +399,20 @@ def _check_model_fits(o: TrainOptions) -> None:
         )
     if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
         raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
-    if o.mode == "student" and o.uses_features and o.teacher is not None:
-        teacher_layers, teacher_hidden, _ = _model_shape(f"teacher {o.teacher!r}", teacher)
-        if (teacher_layers, teacher_hidden) != (layers, hidden):
-            raise ValueError(
-                f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
-                "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
-            )
+    if o.uses_teacher and teacher is not None:
+        _check_teacher_fits(o, teacher, layers, hidden)
+
+
+def _check_teacher_fits(o: TrainOptions, teacher: str, layers: int, hidden: int) -> None:
+    """The teacher reads the student's inputs, and feature losses compare its states with the student's."""
+    teacher_layers, teacher_hidden, teacher_positions = _model_shape(f"teacher {o.teacher!r}", teacher)
+    if o.max_question_len + o.max_passage_len > teacher_positions:
+        raise ValueError(
+            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the "
+            f"{teacher_positions} positions of teacher {o.teacher!r}; shorten max_passage_len"
+        )
+    if o.uses_features and (teacher_layers, teacher_hidden) != (layers, hidden):
+        raise ValueError(
+            f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
+            "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
+        )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import BertConfig, BertForSequenceClassification, BertModel
+from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceClassification, BertModel
 
 from orchestrator.cli import main
 from orchestrator.train import loop_config
@@ -168,6 +168,19 @@ def test_a_teacher_without_the_task_head_is_refused_before_ray(hub, capsys, toke
                     "weights); pass a model fine-tuned for qa: a `decouple train --mode teacher` output or a hub "
                     "question-answering model")
     assert not ray.is_initialized()
+
+
+def test_a_hub_teachers_shape_is_checked_like_the_models(hub, capsys, tokenizer, tiny_qa_checkpoint, tmp_path):
+    torch.manual_seed(0)
+    hub("org/short", _checkpoint(tmp_path / "short", tokenizer, BertForQuestionAnswering(_tiny())))  # 128 positions
+    common = ["train", "--mode", "student", "--teacher", "org/short", "--split", "1", "--data", QA, "--output-dir",
+              str(tmp_path / "student"), *TINY_TRAIN, "--max-passage-len", "200"]
+    assert refused(capsys, *common).endswith(  # the student starts from the teacher
+        "max_question_len + max_passage_len = 216 exceeds the 128 positions of teacher 'org/short'; shorten "
+        "max_passage_len")
+    assert refused(capsys, *common, "--student-init", "pretrained", "--model", str(tiny_qa_checkpoint)).endswith(
+        "max_question_len + max_passage_len = 216 exceeds the 128 positions of teacher 'org/short'; shorten "
+        "max_passage_len")  # the student has 512 positions, but the teacher reads the same inputs
 
 
 def test_a_pair_teacher_must_have_the_datas_classes(hub, capsys, tokenizer, tmp_path, no_ray_training):
