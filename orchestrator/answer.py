@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 from dataclasses import asdict, dataclass
 
 from orchestrator.cli import UserError
@@ -19,7 +20,7 @@ class AnswerOptions:
     """One `decouple answer`."""
 
     model: str
-    """The checkpoint the cache was built with (directory or 'minilm-l6')."""
+    """The checkpoint the cache was built with (directory, hub name or 'minilm-l6')."""
     cache: str
     """The cache directory."""
     question: str
@@ -66,9 +67,29 @@ def answer(options: AnswerOptions):
                              max_answer_len=options.max_answer_len, device=options.device)
 
 
+def settings_line(options: AnswerOptions) -> str:
+    """What the answer used, and from where: the question length the model was trained with, the cache's windows;
+    and the model's training windows when the cache's differ from them."""
+    from orchestrator.model_settings import describe, read_trained_settings
+    from trainables.cache_format import MANIFEST, read_manifest
+    from trainables.model_source import resolve_model
+
+    trained = read_trained_settings(resolve_model(options.model)).recorded
+    manifest = read_manifest(options.cache)
+    window = {"max_passage_len": manifest.max_passage_len, "doc_stride": manifest.doc_stride}
+    used = [f"the cache's windows: {describe(window)} (from {options.cache}/{MANIFEST})"]
+    if "max_question_len" in trained:
+        value, source = trained["max_question_len"]
+        used.insert(0, f"the model's training settings: max_question_len {value} (from {source})")
+    line = "using " + "; ".join(used)
+    differing = {k: trained[k][0] for k in window if k in trained and trained[k][0] != window[k]}
+    return line + (f"; note: the model was trained on {describe(differing)}" if differing else "")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = AnswerOptions
-    parser.add_argument("--model", required=True, help="checkpoint the cache was built with (dir or 'minilm-l6')")
+    parser.add_argument("--model", required=True, help="checkpoint the cache was built with (dir, hub name or "
+                                                       "'minilm-l6')")
     parser.add_argument("--cache", required=True, help="cache directory (decouple cache build --out)")
     parser.add_argument("--question", required=True, help="the question")
     parser.add_argument("--passage-id", help="search only this passage (default: every cached window)")
@@ -82,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     options = AnswerOptions(model=args.model, cache=args.cache, question=args.question, passage_id=args.passage_id,
                             batch_size=args.batch_size, max_answer_len=args.max_answer_len, device=args.device)
     result = answer(options)
+    print(f"[answer] {settings_line(options)}", file=sys.stderr, flush=True)
     if args.json:
         record = asdict(result)
         record["score"] = record["score"] if math.isfinite(record["score"]) else None

@@ -67,7 +67,8 @@ class BenchOptions:
     """What `run_bench` measures and how."""
 
     model: str | None = None
-    """A local Hugging Face checkpoint (path, or a name already in the local cache) to load real weights from."""
+    """A checkpoint to load real weights from: a directory, 'minilm-l6', or a hub name (org/name[@revision]) from the
+    Hugging Face cache."""
     shape: str = "bert-base"
     """Preset of `flops.SHAPE_PRESETS` with random weights (speed does not depend on values); unused with `model`."""
     splits: tuple[int, ...] | None = None
@@ -494,7 +495,8 @@ def _flat_metrics(row: dict[str, Any]) -> dict[str, float]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = BenchOptions
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", help="local HF checkpoint (path or cached name) to time with its real weights")
+    source.add_argument("--model", help="checkpoint directory, hub name (org/name[@revision]) or 'minilm-l6' to time "
+                                        "with its real weights")
     source.add_argument("--shape", choices=list(SHAPE_PRESETS), default=d.shape, help="preset with random weights")
     parser.add_argument("--splits", help="comma-separated splits, e.g. 0,6,9,11 (default: every 3rd layer and L-1)")
     parser.add_argument("--ratio", type=int, default=d.ratio, help="compression ratio r (1 = none)")

@@ -72,7 +72,8 @@ class CacheBuildOptions:
     """One `decouple cache build`."""
 
     model: str
-    """A decoupled checkpoint directory (``save_pretrained`` output), an HF checkpoint directory, or 'minilm-l6'."""
+    """A decoupled checkpoint directory (``save_pretrained`` output), an HF checkpoint directory, a hub name
+    (org/name[@revision], from the Hugging Face cache), or 'minilm-l6'."""
     data: str
     """Passages: a SQuAD-format .json / 'synthetic[:...]' / hub name (its contexts), or a .jsonl / .parquet corpus of
     ``{id, text}`` records (passage id = the record's id)."""
@@ -88,10 +89,12 @@ class CacheBuildOptions:
     """GPUs per actor; None = 1 when the Ray cluster has GPUs, else 0 (CPU)."""
     cpus_per_worker: int | None = None
     """CPUs reserved per actor, also its torch thread count; None = the cluster's CPUs divided among the workers."""
-    max_passage_len: int = MAX_PASSAGE_LEN
-    """P: tokens per window (window then [SEP], padded); must equal what evaluation uses."""
-    doc_stride: int = DOC_STRIDE
-    """Overlap in tokens between consecutive windows; must equal what evaluation uses."""
+    max_passage_len: int | None = None
+    """P: tokens per window (window then [SEP], padded); must equal what evaluation uses. None = the model's training
+    setting (`orchestrator.model_settings`), else `features.MAX_PASSAGE_LEN`."""
+    doc_stride: int | None = None
+    """Overlap in tokens between consecutive windows; must equal what evaluation uses. None = the model's training
+    setting, else `features.DOC_STRIDE`."""
     split: int | None = None
     """Override the checkpoint's split k; None keeps it."""
     compression_ratio: int | None = None
@@ -113,14 +116,27 @@ class CacheBuildOptions:
             raise ValueError(f"gpus_per_worker={self.gpus_per_worker} must be >= 0 (0 = CPU)")
         if self.cpus_per_worker is not None and self.cpus_per_worker < 1:
             raise ValueError(f"cpus_per_worker={self.cpus_per_worker} must be >= 1")
-        if self.max_passage_len < 2:
+        if self.max_passage_len is not None and self.max_passage_len < 2:
             raise ValueError(f"max_passage_len={self.max_passage_len} must be >= 2 (one token and [SEP])")
-        if not 0 <= self.doc_stride < self.max_passage_len - 1:
+        if self.doc_stride is not None and self.doc_stride < 0:
+            raise ValueError(f"doc_stride={self.doc_stride} is the overlap between windows; use 0 or more")
+        if None not in (self.max_passage_len, self.doc_stride) and self.doc_stride >= self.max_passage_len - 1:
             raise ValueError(f"doc_stride={self.doc_stride} is the overlap between windows; use 0 to "
                              f"{self.max_passage_len - 2}")
         if self.cache_dtype is not None and self.cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
         storage.check_directory_target(self.out, "out")
+
+    def settled(self) -> tuple["CacheBuildOptions", str | None]:
+        """These options with the windows left unset taken from the model's training settings, else the defaults;
+        and the line saying what was taken from the model (None when nothing was)."""
+        from orchestrator.model_settings import read_trained_settings
+
+        trained = read_trained_settings(resolve_model(self.model))
+        taken, line = trained.take({"task": "qa", "max_passage_len": self.max_passage_len,
+                                    "doc_stride": self.doc_stride}, "qa")
+        defaults = {"max_passage_len": MAX_PASSAGE_LEN, "doc_stride": DOC_STRIDE}
+        return replace(self, **{k: taken.get(k, v) for k, v in defaults.items() if getattr(self, k) is None}), line
 
     def model_overrides(self) -> dict:
         """DecoupledConfig fields to replace when loading the checkpoint."""
@@ -398,7 +414,9 @@ class _ShardAssembler:
 
 def build_cache(options: CacheBuildOptions, *,
                 progress: Callable[[ShardEntry], None] | None = None) -> BuildSummary:
-    """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written."""
+    """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written.
+    Windows left unset come from the model's training settings (`CacheBuildOptions.settled`)."""
+    options, _ = options.settled()
     plan, fresh, report = _prepare(options)
     out = Path(options.out)
     manifest = _resume(out, fresh)

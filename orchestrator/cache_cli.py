@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +28,8 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     # Options left out keep CacheBuildOptions' defaults (the one place they live; importing it here would pull
     # Ray and transformers into `decouple --help`).
     keep = argparse.SUPPRESS
-    parser.add_argument("--model", required=True, help="checkpoint directory (save_pretrained output) or 'minilm-l6'")
+    parser.add_argument("--model", required=True, help="checkpoint directory (save_pretrained output), hub name "
+                                                       "(org/name[@revision]) or 'minilm-l6'")
     parser.add_argument("--data", required=True,
                         help="SQuAD .json / 'synthetic[:...]' / hub name (its contexts), or a .jsonl/.parquet corpus "
                              "of {id, text} records (passage id = record id)")
@@ -40,9 +42,11 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cpus-per-worker", type=int, default=keep,
                         help="CPUs (and torch threads) per actor (default: the cluster's CPUs / workers)")
     parser.add_argument("--max-passage-len", type=int, default=keep,
-                        help="tokens per window; must match evaluation (default: the training default)")
+                        help="tokens per window; must match evaluation (default: the model's training setting, else "
+                             "the training default)")
     parser.add_argument("--doc-stride", type=int, default=keep,
-                        help="overlap between windows in tokens; must match evaluation (default: the training default)")
+                        help="overlap between windows in tokens; must match evaluation (default: the model's training "
+                             "setting, else the training default)")
     parser.add_argument("--split", type=int, default=keep, help="override the checkpoint's split")
     parser.add_argument("--compression-ratio", type=int, default=keep, help="override the checkpoint's ratio")
     parser.add_argument("--cache-dtype", choices=("fp32", "fp16", "int8"), default=keep,
@@ -63,7 +67,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_build(args: argparse.Namespace) -> int:
     from orchestrator.cache_build import CacheBuildOptions, build_cache
 
-    options = CacheBuildOptions(**{k: getattr(args, k) for k in _BUILD_FIELDS if hasattr(args, k)})
+    options, line = CacheBuildOptions(**{k: getattr(args, k) for k in _BUILD_FIELDS if hasattr(args, k)}).settled()
+    if line:
+        print(f"[cache build] {line}", file=sys.stderr, flush=True)
     summary = build_cache(options, progress=lambda entry: print(f"wrote {entry.file} ({entry.rows} windows)",
                                                                 flush=True))
     record = summary.to_dict()

@@ -12,13 +12,14 @@ from trainables.data_errors import DataError, LoadReport, problems_unlogged
 from trainables.label_sets import parse_labels
 
 
-def check_training_data(options: TrainOptions) -> None:
-    """`ValueError` with one line naming the option and the fix when ``options``' data cannot train."""
+def check_training_data(options: TrainOptions) -> tuple[str, ...]:
+    """`ValueError` with one line naming the option and the fix when ``options``' data cannot train; else the
+    data's class names (pairs; () for QA)."""
     with problems_unlogged():
         if options.task == "qa":
             _check_qa(options)
-        else:
-            _check_pairs(options)
+            return ()
+        return _check_pairs(options)
 
 
 def _check_qa(o: TrainOptions) -> None:
@@ -36,7 +37,7 @@ def _check_qa(o: TrainOptions) -> None:
                          f"1 to {articles - 1} so the rest trains, or pass eval_data")
 
 
-def _check_pairs(o: TrainOptions) -> None:
+def _check_pairs(o: TrainOptions) -> tuple[str, ...]:
     from trainables.pairs import load_pairs
 
     labels = parse_labels(o.labels)
@@ -46,12 +47,13 @@ def _check_pairs(o: TrainOptions) -> None:
         if len(examples) < 2:
             raise ValueError(f"data {o.data!r}: {len(examples)} usable example; holding part out for evaluation "
                              "needs at least 2, or pass eval_data")
-        return
+        return names
     held_out, eval_names, eval_report = load_pairs(o.eval_data, split="validation", labels=labels)
     _usable("eval_data", held_out, eval_report)
     if eval_names != names:
         raise ValueError(f"eval_data {o.eval_data!r}: labels {list(eval_names)} differ from the training data's "
                          f"{list(names)}; use held-out data of the same task, or pass labels")
+    return names
 
 
 def _usable(name: str, examples: list, report: LoadReport) -> None:

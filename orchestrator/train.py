@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.publish import publish
-from orchestrator.train_options import RENAMED, TrainOptions, resolve_model_path
+from orchestrator.train_options import RENAMED, TrainOptions, model_location
 from trainables import storage
 
 if TYPE_CHECKING:
@@ -115,7 +115,8 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
 
 
 def loop_config(options: TrainOptions):
-    """The workers' `LoopConfig`: options with every local path made absolute (bucket URIs stay as they are)."""
+    """The workers' `LoopConfig`: options with every local path made absolute and every hub name replaced by its
+    snapshot directory in this machine's Hugging Face cache (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
     from trainables.label_sets import parse_labels
     from trainables.loop_config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
@@ -128,11 +129,9 @@ def loop_config(options: TrainOptions):
 
     o = options
     from_teacher = o.mode == "student" and o.student_init == "teacher"
-    if from_teacher:
-        init = absolute(o.teacher)
-    else:  # a bucket URI goes to the workers as it is: each loads its own node's copy
-        init = o.model if storage.is_uri(o.model) else resolve_model_path(o.model)
-    teacher = absolute(o.teacher) if o.uses_teacher else None
+    # A bucket URI goes to the workers as it is: each loads its own node's copy.
+    init = model_location(o.teacher, "teacher") if from_teacher else model_location(o.model)
+    teacher = model_location(o.teacher, "teacher") if o.uses_teacher else None
     data = DataSpec(source=absolute(o.data), eval_source=absolute(o.eval_data), task=o.task,
                     eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
                     max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
@@ -264,12 +263,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from orchestrator.data_check import check_training_data
     from orchestrator.ray_session import ray_session
+    from orchestrator.teacher_check import check_teacher
     from orchestrator.tracking import Tracking, project_tracking_uri
 
     options = options_from_args(args)
     if args.storage_path is not None:
         storage.check_directory_target(args.storage_path, "storage_path")
-    check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
+    classes = check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
+    if options.teacher is not None and (options.uses_teacher or options.init_source == options.teacher):
+        check_teacher(options.teacher, model_location(options.teacher, "teacher"), options.task, classes)
     tracking = None
     if not args.no_tracking:
         uri = args.tracking_uri or project_tracking_uri()

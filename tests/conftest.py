@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random checkpoints that behave like real ones (HF dir + the MiniLM fast tokenizer)."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,23 @@ def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def no_ray_training(monkeypatch):
+    """`decouple train` up to Ray: every check runs, then the options it would train are kept (the returned list)
+    instead of starting Ray and training."""
+    from orchestrator.train import TrainResult
+
+    seen = []
+
+    def run_training(options, tracking, **_):
+        seen.append(options)
+        return TrainResult({"eval_f1": 0.0}, None, None, 0.0, 0.0)
+
+    monkeypatch.setattr("orchestrator.train.run_training", run_training)
+    monkeypatch.setattr("orchestrator.ray_session.ray_session", lambda *a, **k: contextlib.nullcontext())
+    return seen
 
 
 @pytest.fixture(scope="session")

@@ -195,7 +195,12 @@ def _offline_hub(root: Path, repo: str, checkpoint: Path) -> dict[str, str]:
     return {**os.environ, "HF_HOME": str(root), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 def _cli(cwd: Path, env: dict, *argv: str) -> subprocess.CompletedProcess:
+    """``decouple ARGV`` in a fresh process in ``cwd``, importing this tree's code (not an installed copy's)."""
+    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -216,8 +221,9 @@ def test_a_path_looking_name_is_never_sent_to_the_hub(tmp_path, tiny_qa_checkpoi
     unknown = _cli(elsewhere, env, "eval", "--model", "runs/teacher", "--data", QA)
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     (line,) = unknown.stderr.strip().splitlines()
-    assert line.startswith("decouple eval: error: model runs/teacher: not a local directory, and the hub gives no "
-                           "such model (")
+    assert line == (f"decouple eval: error: model runs/teacher: not a local directory, and HF_HUB_OFFLINE is set but "
+                    f"the Hugging Face cache {tmp_path / 'hf' / 'hub'} does not hold it; fetch it once with internet "
+                    "(HF_HUB_OFFLINE unset), point HF_HOME at a cache that holds it, or pass a checkpoint directory")
 
 
 # ---- 3. what would fail inside Ray workers fails before Ray ---------------------------------------------------------

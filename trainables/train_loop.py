@@ -187,6 +187,13 @@ def build_student(cfg: LoopConfig, num_labels: int, checkpoint_dir: Path | None)
     return model
 
 
+def name_classes(model: DecoupledModel, names: tuple[str, ...]) -> None:
+    """Record the data's class names in the model's config (``id2label`` / ``label2id``, saved in config.json), so the
+    checkpoint says which class each logit is and evaluation can check its data against them."""
+    model.hf_config.id2label = dict(enumerate(names))
+    model.hf_config.label2id = {name: i for i, name in enumerate(names)}
+
+
 def set_dropout(model: nn.Module, p: float) -> None:
     """Every dropout layer of ``model`` drops with probability ``p`` (the saved config keeps the original rate)."""
     for module in model.modules():
@@ -285,6 +292,8 @@ class Worker:
         self._say(*self.data.summaries)
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
+        if cfg.decoupled.task == "pair":
+            name_classes(self.student, self.data.label_names)
         self.masking = None
         if cfg.mask_augment > 0:
             if tokenizer.mask_token_id is None:
