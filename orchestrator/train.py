@@ -96,6 +96,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from orchestrator.console import train_log_level, worker_env
     from trainables.loop_config import train_loop_per_worker
 
     return TorchTrainer(
@@ -109,7 +110,9 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
             # Ray Train's print patch tees worker prints to stdout and its logger: every line would show twice.
-            worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
+            worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+                                             **worker_env()}},
+            logging_config=ray.train.LoggingConfig(log_level=train_log_level()),
         ),
     )
 
