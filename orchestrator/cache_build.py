@@ -53,6 +53,8 @@ from trainables.cache_format import (
     write_manifest,
     write_shard,
 )
+from orchestrator.console import quiet_ray_data, worker_env
+from orchestrator.progress import Progress
 from orchestrator.ray_session import ray_session
 from trainables import storage
 from trainables.data_errors import DataError, LoadReport, problem_line
@@ -278,10 +280,14 @@ class Plan:
         )
 
 
-def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, doc_stride: int) -> Plan:
-    """Window every passage exactly as evaluation does; passage ids come from ``passages``."""
+def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, doc_stride: int,
+                 progress: Callable[[int], None] | None = None) -> Plan:
+    """Window every passage exactly as evaluation does; passage ids come from ``passages``. ``progress`` is called
+    with 1 after each passage."""
     windows, texts, text_starts = [], [], []
     for passage in passages:
+        if progress is not None:
+            progress(1)
         for window in passage_windows(passage.text, tokenizer, max_passage_len=max_passage_len, doc_stride=doc_stride):
             windows.append(replace(window, passage_id=passage.id))
             real = [o for o in window.offsets if o[0] >= 0]
@@ -351,10 +357,14 @@ def _pool_resources(options: CacheBuildOptions) -> tuple[float, int]:
 
 def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identity_sha256: str,
                 blocks: int) -> Iterator[dict[str, np.ndarray]]:
-    """Encoded batches (``row``, ``states``[, ``scale``]) of the plan ``rows``, in completion order."""
+    """Encoded batches (``row``, ``states``[, ``scale``]) of the plan ``rows``, in completion order. The rows are cut
+    into ``blocks`` blocks (one per missing shard), or one per worker when there are fewer shards, so no actor idles."""
+    import ray.data
+
+    quiet_ray_data()
     gpus, cpus = _pool_resources(options)
     items = [{"row": int(r), "input_ids": plan.input_ids[r], "length": int(plan.lengths[r])} for r in rows]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(blocks, len(items))))
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(max(blocks, options.workers), len(items))))
     encoded = dataset.map_batches(
         PassageEncoder,
         fn_constructor_kwargs={"model": _absolute(options.model), "overrides": options.model_overrides(),
@@ -364,6 +374,7 @@ def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identi
         num_cpus=cpus,
         num_gpus=gpus,
         batch_format="numpy",
+        runtime_env={"env_vars": worker_env()},  # the command's console settings, on a cluster's nodes too
     )
     yield from encoded.iter_batches(batch_size=None, batch_format="numpy")
 
@@ -396,10 +407,12 @@ class _ShardAssembler:
         return {k: v[order] for k, v in merged.items()}
 
 
-def build_cache(options: CacheBuildOptions, *,
-                progress: Callable[[ShardEntry], None] | None = None) -> BuildSummary:
-    """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written."""
-    plan, fresh, report = _prepare(options)
+def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], None] | None = None,
+                show_progress: bool = False) -> BuildSummary:
+    """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written.
+    With ``show_progress``, windowing the passages shows its progress on stderr when it is a terminal (the encoding
+    shows Ray Data's progress bars there)."""
+    plan, fresh, report = _prepare(options, show_progress)
     out = Path(options.out)
     manifest = _resume(out, fresh)
     write_manifest(out, manifest)
@@ -421,7 +434,7 @@ def build_cache(options: CacheBuildOptions, *,
     )
 
 
-def _prepare(options: CacheBuildOptions) -> tuple[Plan, Manifest, LoadReport]:
+def _prepare(options: CacheBuildOptions, show_progress: bool) -> tuple[Plan, Manifest, LoadReport]:
     """On the driver: load and check the model, window the passages, describe the cache to build."""
     overrides = options.model_overrides()
     model = load_model(options.model, overrides)
@@ -432,8 +445,9 @@ def _prepare(options: CacheBuildOptions) -> tuple[Plan, Manifest, LoadReport]:
     passages, report = load_passages(options.data)
     if not passages:
         raise DataError(f"{options.data}: no passages to cache ({report.summary()})")
-    plan = plan_windows(passages, model.tokenizer, max_passage_len=options.max_passage_len,
-                        doc_stride=options.doc_stride)
+    with Progress("windowing", len(passages), "passages", enabled=show_progress) as windowing:
+        plan = plan_windows(passages, model.tokenizer, max_passage_len=options.max_passage_len,
+                            doc_stride=options.doc_stride, progress=windowing.advance)
     identity = model_identity(model)
     _check_reproducible(options.model, overrides, identity)
     return plan, _fresh_manifest(options, model, identity, tokenizer_sha256(model.tokenizer), plan), report

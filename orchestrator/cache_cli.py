@@ -7,14 +7,18 @@ from __future__ import annotations
 import argparse
 import json
 
+from orchestrator.cli import add_verbose
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="encode passages with Ray Data into sharded Parquet (resumable)")
+    add_verbose(build)
     _add_build_arguments(build)
     build.set_defaults(_cache_run=_run_build)
     verify = sub.add_parser("verify", help="check every shard's checksum, rows and schema against the manifest and "
                                            "decode its key columns (--deep: every column)")
+    add_verbose(verify)
     verify.add_argument("cache_dir", metavar="DIR", help="cache directory")
     verify.add_argument("--deep", action="store_true",
                         help="also decode the token ids, offsets and states: shapes, dtypes, finite values, zero "
@@ -48,7 +52,8 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dtype", choices=("fp32", "fp16", "int8"), default=keep,
                         help="override the checkpoint's cache dtype")
     parser.add_argument("--ray-address", default=keep, help="Ray cluster to use (default: start a local one)")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object, and nothing else on stdout")
 
 
 _BUILD_FIELDS = ("model", "data", "out", "rows_per_shard", "batch_size", "workers", "gpus_per_worker",
@@ -64,8 +69,8 @@ def _run_build(args: argparse.Namespace) -> int:
     from orchestrator.cache_build import CacheBuildOptions, build_cache
 
     options = CacheBuildOptions(**{k: getattr(args, k) for k in _BUILD_FIELDS if hasattr(args, k)})
-    summary = build_cache(options, progress=lambda entry: print(f"wrote {entry.file} ({entry.rows} windows)",
-                                                                flush=True))
+    wrote = None if args.json else lambda entry: print(f"wrote {entry.file} ({entry.rows} windows)", flush=True)
+    summary = build_cache(options, progress=wrote, show_progress=not args.json)
     record = summary.to_dict()
     if args.json:
         print(json.dumps(record))

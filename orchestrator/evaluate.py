@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from orchestrator.progress import Progress
 from trainables.data_errors import DataError
 from trainables.devices import check_device
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
@@ -101,14 +102,15 @@ def untrained_head_note(options: EvalOptions) -> str | None:
             "weights, so it starts at random): scores change from run to run; evaluate a `decouple train` checkpoint")
 
 
-def evaluate(options: EvalOptions) -> dict:
-    """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took."""
+def evaluate(options: EvalOptions, *, show_progress: bool = False) -> dict:
+    """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took. With
+    ``show_progress``, the forward passes show their progress on stderr when it is a terminal (`Progress`)."""
     if options.resolved_task == "pair":
-        return _evaluate_pairs(options)
-    return _evaluate_qa(options)
+        return _evaluate_pairs(options, show_progress)
+    return _evaluate_qa(options, show_progress)
 
 
-def _evaluate_qa(options: EvalOptions) -> dict:
+def _evaluate_qa(options: EvalOptions, show_progress: bool) -> dict:
     from trainables.evaluation import evaluate_qa
     from trainables.qa_features import build_qa_features
     from trainables.squad import load_squad
@@ -123,12 +125,13 @@ def _evaluate_qa(options: EvalOptions) -> dict:
     )
     passage_states = _cache_provider(options, model, features)
     start = time.perf_counter()
-    metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
-                             device=options.device, passage_states=passage_states)
+    with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
+        metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
+                                 device=options.device, passage_states=passage_states, progress=progress.advance)
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, feature_report])
 
 
-def _evaluate_pairs(options: EvalOptions) -> dict:
+def _evaluate_pairs(options: EvalOptions, show_progress: bool) -> dict:
     from trainables.evaluation import evaluate_pairs
     from trainables.pairs import build_pair_features, load_pairs
 
@@ -141,7 +144,9 @@ def _evaluate_pairs(options: EvalOptions) -> dict:
     features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
                                    max_passage_len=options.max_passage_len, label_names=label_names)
     start = time.perf_counter()
-    metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device)
+    with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
+        metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device,
+                                    progress=progress.advance)
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
 
 
@@ -202,16 +207,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=d.device, help="cpu (default), cuda or cuda:N")
     parser.add_argument("--labels", help="pair data: its labels as written, comma-separated in class order "
                                          "(default: declared by the data, else 0,1 or the GLUE sets)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object as the last line (and no progress line on a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(EvalOptions)}
     options = EvalOptions(**{k: v for k, v in vars(args).items() if k in names})
-    result = evaluate(options)
     note = untrained_head_note(options)
-    if note:
+    if note:  # before the scores are computed: they may take minutes
         print(note, file=sys.stderr, flush=True)
+    result = evaluate(options, show_progress=not args.json)
     if args.json:
         print(json.dumps(result))
     else:
