@@ -333,7 +333,7 @@ def measure_speedup(
 
     Returns split; full, live and cached `Timing` dicts; speedup_{live,cached} (full median / path median);
     bound_{live,cached} (`flops.speedup_bound` of the student's shape, split and ratio); {live,cached}_vs_bound
-    (speedup / bound); cache_bytes_per_token (values + scale bytes / passage tokens).
+    (speedup / bound); state_bytes_per_token (values + scale bytes / passage tokens).
     """
     model, batch = model_student.eval(), batch.to(timing.device)
     model_full.eval()
@@ -360,7 +360,7 @@ def measure_speedup(
         bound = speedup_bound(shape, split, q_len, p_len, model.config.compression_ratio, cached=name == "cached")
         row[name] = asdict(path)
         row |= {f"speedup_{name}": speedup, f"bound_{name}": bound, f"{name}_vs_bound": speedup / bound}
-    row["cache_bytes_per_token"] = states.nbytes() / passage_mask.numel()
+    row["state_bytes_per_token"] = states.nbytes() / passage_mask.numel()
     return row
 
 
@@ -419,7 +419,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
 # ---- reporting ----------------------------------------------------------------------------------------------------
 _TITLES = ("split", "full ms [IQR]", "live ms [IQR]", "cached ms [IQR]", "x live", "bound", "meas/bnd", "x cached",
-           "bound", "meas/bnd", "B/token", "peak MiB full", "live", "cached")
+           "bound", "meas/bnd", "state B/token", "peak MiB full", "live", "cached")
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -434,7 +434,7 @@ def _cells(row: dict[str, Any]) -> list[str]:
     numbers = [row[k] for k in ("speedup_live", "bound_live", "live_vs_bound", "speedup_cached", "bound_cached",
                                 "cached_vs_bound")]
     return [str(row["split"]), ms("full"), ms("live"), ms("cached"), *(f"{x:.2f}" for x in numbers),
-            f"{row['cache_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
+            f"{row['state_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
 
 
 def format_table(result: BenchResult) -> str:
@@ -451,7 +451,8 @@ def format_table(result: BenchResult) -> str:
         f"on {os.cpu_count()} CPUs (above the thread count, other processes competed for the cores)",
         f"full = {result.baseline} on [question ; passage], timed beside each split",
         f"peak memory (MiB): {result.memory_method}",
-        "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound",
+        "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound; "
+        "state B/token = state_bytes_per_token (a cached passage token's values + int8 scales)",
         "",
     ]
     lines = [list(_TITLES)] + [_cells(row) for row in result.rows]

@@ -63,6 +63,7 @@ from trainables.decoupled_config import CACHE_DTYPES
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, PassageWindow, check_joint_length
 from trainables.model_source import resolve_model
 from trainables.qa_features import passage_windows
+from trainables.quantization import state_bytes_per_token
 from trainables.squad import load_squad
 
 _RANDOM_WEIGHTS = ("model {model}: loading it twice gives different weights (a head or compressor is initialised "
@@ -143,7 +144,12 @@ class BuildSummary:
     encode_seconds: float
     windows_encoded: int
     bytes: int
+    """Size of the cache's Parquet shards."""
     valid_tokens: int
+    """Passage tokens in the cache (padding positions not counted)."""
+    state_bytes_per_token: float
+    """Bytes of one passage token's cached state (`trainables.quantization.state_bytes_per_token`): the figure a sweep
+    reports for the same split, ratio and dtype."""
     load_report: LoadReport
     passages_encoded: int = 0
 
@@ -162,9 +168,16 @@ class BuildSummary:
             "encode_seconds": self.encode_seconds, "windows_per_second": self.windows_per_second,
             "passages_per_second": self.passages_per_second, "bytes": self.bytes,
             "valid_tokens": self.valid_tokens,
-            "bytes_per_token": self.bytes / self.valid_tokens if self.valid_tokens else 0.0,
+            "state_bytes_per_token": self.state_bytes_per_token,
+            "disk_bytes_per_token": self.disk_bytes_per_token,
             "data": self.load_report.summary(),
         }
+
+    @property
+    def disk_bytes_per_token(self) -> float:
+        """The shards' bytes per passage token: the states of every window position (padding too), token ids,
+        offsets and text, as Parquet stores them."""
+        return self.bytes / self.valid_tokens if self.valid_tokens else 0.0
 
 
 # ---- passages and the plan ------------------------------------------------------------------------------------------
@@ -430,6 +443,8 @@ def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], 
         out=str(out), passages=plan.passages, windows=len(plan), shards=manifest.num_shards, shards_written=written,
         shards_kept=manifest.num_shards - written, encode_seconds=seconds, windows_encoded=len(missing),
         bytes=sum(s.bytes for s in manifest.shards), valid_tokens=sum(s.valid_tokens for s in manifest.shards),
+        state_bytes_per_token=state_bytes_per_token(manifest.state_width, manifest.cache_dtype,
+                                                    manifest.max_passage_len),
         load_report=report, passages_encoded=len({plan.windows[r].passage_id for r in missing}),
     )
 

@@ -78,7 +78,10 @@ def _run_build(args: argparse.Namespace) -> int:
     print(f"{record['data']}")
     print(f"cache {summary.out}: {summary.windows} windows of {summary.passages} passages in {summary.shards} shards "
           f"({summary.shards_written} written, {summary.shards_kept} kept); "
-          f"{summary.windows_per_second:.1f} windows/s; {record['bytes_per_token']:.1f} bytes/token")
+          f"{summary.windows_per_second:.1f} windows/s")
+    print(f"bytes per passage token: {summary.state_bytes_per_token:,.1f} of cached states (state_bytes_per_token, as "
+          f"`decouple sweep` and `bench` report it), {summary.disk_bytes_per_token:,.1f} on disk (disk_bytes_per_token:"
+          " every window position's states, token ids, offsets, text)")
     return 0
 
 
@@ -88,7 +91,8 @@ def _run_verify(args: argparse.Namespace) -> int:
     report = verify_cache(args.cache_dir, deep=args.deep)
     if args.json:
         print(json.dumps({"ok": report.ok, "deep": report.deep, "shards": report.shards, "rows": report.rows,
-                          "bytes": report.bytes, "valid_tokens": report.valid_tokens, "problems": report.problems}))
+                          "bytes": report.bytes, "valid_tokens": report.valid_tokens,
+                          "disk_bytes_per_token": report.disk_bytes_per_token, "problems": report.problems}))
     else:
         for line in report.problems:
             print(line)

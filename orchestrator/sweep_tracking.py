@@ -21,7 +21,7 @@ TRIAL_TAG = "decouple.trial_id"
 ROLE_TAG = "decouple.role"
 AXIS_TITLES = {"split": "split k (layers run separately)", "compression_ratio": "compression ratio r"}
 TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
-                 "speedup_bound", "cache_bytes_per_token")
+                 "speedup_bound", "state_bytes_per_token")
 """Columns of the Pareto table, on the parent run and in `decouple report`."""
 
 
@@ -106,7 +106,7 @@ def log_summary(
     client.log_metric(run_id, "trials_finished", len(rows))
     if best is not None:
         client.log_text(run_id, json.dumps(best, indent=1, default=str), "best_config.json")
-        for key in ("accuracy", "accuracy_drop", "speedup", "cache_bytes_per_token"):
+        for key in ("accuracy", "accuracy_drop", "speedup", "state_bytes_per_token"):
             client.log_metric(run_id, f"best_{key}", float(best[key]))
         client.set_tag(run_id, "best_trial", str(best["trial"]))
 
@@ -144,14 +144,15 @@ def _cell(value: Any) -> str:
 
 
 def plot_front(rows: Sequence[dict], front: Sequence[dict]):
-    """Accuracy against measured speedup, every trial coloured by cache bytes/token; the front ringed and joined."""
+    """Accuracy against measured speedup, every trial coloured by its state bytes per token; the front ringed and
+    joined."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5))
     ax = fig.add_subplot()
     points = ax.scatter([r["speedup"] for r in rows], [r["accuracy"] for r in rows],
-                        c=[r["cache_bytes_per_token"] for r in rows], cmap="viridis_r", zorder=2)
-    fig.colorbar(points, ax=ax, label="cache bytes / token")
+                        c=[r["state_bytes_per_token"] for r in rows], cmap="viridis_r", zorder=2)
+    fig.colorbar(points, ax=ax, label="state bytes / token (cached states)")
     ordered = sorted(front, key=lambda r: r["speedup"])
     ax.plot([r["speedup"] for r in ordered], [r["accuracy"] for r in ordered], "o--", color="tab:red",
             markerfacecolor="none", markersize=12, label="Pareto front", zorder=1)

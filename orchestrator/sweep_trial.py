@@ -143,7 +143,7 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
         "speedup_bound": row["bound_cached"],
         "speedup_live": row["speedup_live"],
         "speedup_live_bound": row["bound_live"],
-        "cache_bytes_per_token": row["cache_bytes_per_token"],
+        "state_bytes_per_token": row["state_bytes_per_token"],
         "teacher_ms": row["full"]["median_ms"],
         "student_cached_ms": row["cached"]["median_ms"],
     }

@@ -22,7 +22,7 @@ from orchestrator.cli import main
 from orchestrator.sweep_runner import concurrent_slots
 
 REPO = Path(__file__).parents[1]
-OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "cache_bytes_per_token")
+OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token")
 DATA = "synthetic:articles=10"
 SETTINGS = '{"max_question_len": 24, "max_passage_len": 64, "doc_stride": 32, "batch_size": 16, "lr": 1e-3}'
 
@@ -137,7 +137,7 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
     assert sorted(r.data.metrics["teacher_logits_reused"] for r in trials) == [0.0, 1.0]
     int8 = next(r for r in trials if r.data.params["cache_dtype"] == "int8")
     fp32 = next(r for r in trials if r.data.params["cache_dtype"] == "fp32")
-    assert int8.data.metrics["cache_bytes_per_token"] < fp32.data.metrics["cache_bytes_per_token"]
+    assert int8.data.metrics["state_bytes_per_token"] < fp32.data.metrics["state_bytes_per_token"]
 
     assert main(["report", str(sweep_dir), "--max-drop", "100", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -209,7 +209,7 @@ def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_obj
         if i < len(points):
             assert points[i].items() <= config.items()  # enqueued points come first, as given
         check_config(config, target, base)
-        searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "cache_bytes_per_token": 64.0})
+        searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "state_bytes_per_token": 64.0})
     assert len(searcher._ot_study.trials) == len(points) + 3
     assert all(t.state.name == "COMPLETE" for t in searcher._ot_study.trials)
 
