@@ -148,8 +148,8 @@ BAD_SPACES = {
     "split_too_deep": ("trial.suggest_int('split', 1, target.num_layers + 1)", "split=3 is larger than"),
     "ratio_not_dividing": ("trial.suggest_categorical('compression_ratio', [5]); return {'split': 1}",
                            "compression_ratio=5 does not divide the hidden size 32"),
-    "unknown_parameter": ("trial.suggest_float('dropout', 0.0, 0.3); return {'split': 1}",
-                          "'dropout' is not a training option"),
+    "unknown_parameter": ("trial.suggest_float('attention_dropout', 0.0, 0.3); return {'split': 1}",
+                          "'attention_dropout' is not a training option"),
 }
 
 
