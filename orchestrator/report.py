@@ -16,7 +16,7 @@ from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommen
 from trainables.storage import resolve
 
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
-               "trial_train_s", "trial_wall_s", "bench_s")
+               "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
 """Metrics a row takes from a trial's closing report."""
 ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype")
 """The effective decoupling settings a trial's closing report carries (defaults filled in)."""
@@ -97,6 +97,7 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
+    from orchestrator.speed_reliability import UNRELIABLE_MARK, is_reliable
     from orchestrator.sweep_tracking import format_table
 
     b = report.budget
@@ -125,9 +126,10 @@ def format_report(report: SweepReport) -> str:
     else:
         settings = {k: v for k, v in report.best.items()
                     if k not in ROW_METRICS and k not in ("trial", "checkpoint", "mlflow_run_id")}
+        unreliable = "" if is_reliable(report.best) else f" {UNRELIABLE_MARK}"
         lines += [
             f"recommended within the budget ({limits}): trial {report.best['trial']} — "
-            f"{report.best['speedup']:.2f}x measured ({report.best['speedup_bound']:.2f}x FLOPs bound), "
+            f"{report.best['speedup']:.2f}x measured{unreliable} ({report.best['speedup_bound']:.2f}x FLOPs bound), "
             f"accuracy {report.best['accuracy']:.2f} (drop {report.best['accuracy_drop']:.2f}), "
             f"{report.best['state_bytes_per_token']:.0f} state bytes/token",
             f"  settings: {json.dumps(settings, default=str)}",

@@ -119,6 +119,8 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
 
     parent = parent_run(client, "resumable-smoke")
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 2
+    curve = client.get_metric_history(parent.info.run_id, "curve_accuracy")  # the split curve, against the step
+    assert sorted(m.step for m in curve) == [1, 2]
     assert parent.data.params["space"] == "resumable" and parent.data.tags["git_commit"]
     assert {"ray_version", "torch_version"} <= set(parent.data.tags)
     assert {"pareto_front.json", "pareto_front.png", "split_curve.png", "best_config.json", "trials.json",
@@ -128,8 +130,12 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
     assert sorted(r.data.tags["decouple.trial_id"] for r in trials) == sorted(
         p.name.removeprefix("trial_") for p in sweep_dir.glob("trial_*"))
     for run in trials:
-        assert run.info.status == "FINISHED" and run.info.run_name.startswith("resumable-smoke-")
-        assert set(OBJECTIVES) <= set(run.data.metrics)
+        params = run.data.params
+        name = f"k{params['split']}-r1-{params['cache_dtype']}-{run.data.tags['decouple.trial_id']}"
+        assert run.info.status == "FINISHED" and run.info.run_name == name  # says what the trial trains
+        assert set(OBJECTIVES) <= set(run.data.metrics) and run.data.metrics["split"] == float(params["split"])
+        assert run.data.tags["speed_reliable"] == ("true" if run.data.metrics["speed_reliable"] else "false")
+        assert run.data.tags["mlflow.note.content"].startswith(f"split {params['split']}, ratio 1, ")
         assert run.data.metrics["speedup"] > 0 and run.data.metrics["speedup_bound"] >= 1
         assert client.get_metric_history(run.info.run_id, "eval_score")  # per-epoch metrics
         assert "checkpoint" in artifact_paths(client, run.info.run_id)
