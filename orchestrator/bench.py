@@ -427,8 +427,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
 
 # ---- reporting ----------------------------------------------------------------------------------------------------
-UNRELIABLE_NOTE = ("? = speeds not reliable: a speedup above its FLOPs bound, or a load average above the cores while "
-                   "timing (speed_reliable 0); time them again on a quiet machine")
+UNRELIABLE_NOTE = ("x? = speed not reliable (speed_reliable 0): a speedup above its FLOPs bound, or a load average "
+                   "above the cores while timing; time it again on a quiet machine")
 _TITLES = ("split", "full ms [IQR]", "live ms [IQR]", "cached ms [IQR]", "x live", "bound", "meas/bnd", "x cached",
            "bound", "meas/bnd", "state B/token", "peak MiB full", "live", "cached")
 
@@ -444,8 +444,10 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
     numbers = [row[k] for k in ("speedup_live", "bound_live", "live_vs_bound", "speedup_cached", "bound_cached",
                                 "cached_vs_bound")]
-    mark = "" if is_reliable(row) else UNRELIABLE_MARK
-    return [str(row["split"]) + mark, ms("full"), ms("live"), ms("cached"), *(f"{x:.2f}" for x in numbers),
+    cells = [f"{x:.2f}" for x in numbers]
+    if not is_reliable(row):  # the measured speedups, x live and x cached
+        cells[0], cells[3] = cells[0] + UNRELIABLE_MARK, cells[3] + UNRELIABLE_MARK
+    return [str(row["split"]), ms("full"), ms("live"), ms("cached"), *cells,
             f"{row['state_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
 
 
@@ -465,12 +467,12 @@ def format_table(result: BenchResult) -> str:
         f"peak memory (MiB): {result.memory_method}",
         "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound; "
         "state B/token = state_bytes_per_token (a cached passage token's values + int8 scales)",
+        *([UNRELIABLE_NOTE] if not all(is_reliable(row) for row in result.rows) else []),
         "",
     ]
     lines = [list(_TITLES)] + [_cells(row) for row in result.rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(_TITLES))]
-    footnote = [UNRELIABLE_NOTE] if not all(is_reliable(row) for row in result.rows) else []
-    return "\n".join(header + ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines] + footnote)
+    return "\n".join(header + ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines])
 
 
 def log_to_mlflow(result: BenchResult, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT) -> str:
