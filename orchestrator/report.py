@@ -112,7 +112,8 @@ def format_report(report: SweepReport) -> str:
         + (f" ({skipped} not ranked)" if skipped else ""),
         f"teacher {report.teacher['path']}: accuracy {report.teacher['accuracy']:.2f} (speedup 1.00 by definition)",
         "",
-        "finished trials, fastest first (* = on the Pareto front: accuracy up, measured speedup up, state bytes/token down):",
+        "finished trials, fastest first (* = on the Pareto front: accuracy up, measured speedup up, state bytes/token "
+        "down):",
         format_table(sorted(report.rows, key=lambda r: -r["speedup"]), report.front) if report.rows
         else "  (no finished trials)",
         "",

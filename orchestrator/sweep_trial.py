@@ -125,7 +125,8 @@ def describe_trial_run(uri: str, run_id: str, final: Mapping[str, Any]) -> None:
                                         "state_bytes_per_token")):
         return
     reliable = bool(final.get("speed_reliable", 1.0))
-    speed = f"speedup {final['speedup']:.2f}x{'' if reliable else ' (unreliable)'} (bound {final['speedup_bound']:.2f}x)"
+    mark = "" if reliable else " (unreliable)"
+    speed = f"speedup {final['speedup']:.2f}x{mark} (bound {final['speedup_bound']:.2f}x)"
     text = (f"split {final['split']}, ratio {final['compression_ratio']}, {final['cache_dtype']}: accuracy "
             f"{final['accuracy']:.2f} (drop {final['accuracy_drop']:.2f}), {speed}, "
             f"{final['state_bytes_per_token']:.0f} state bytes/token")
