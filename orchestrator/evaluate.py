@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -102,15 +103,18 @@ def untrained_head_note(options: EvalOptions) -> str | None:
             "weights, so it starts at random): scores change from run to run; evaluate a `decouple train` checkpoint")
 
 
-def evaluate(options: EvalOptions, *, show_progress: bool = False) -> dict:
+def evaluate(options: EvalOptions, *, show_progress: bool = False,
+             before_scoring: Callable[[], None] | None = None) -> dict:
     """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took. With
-    ``show_progress``, the forward passes show their progress on stderr when it is a terminal (`Progress`)."""
+    ``show_progress``, the forward passes show their progress on stderr when it is a terminal (`Progress`);
+    ``before_scoring`` is called once data and model are ready, before the forward passes."""
+    ready = before_scoring or (lambda: None)
     if options.resolved_task == "pair":
-        return _evaluate_pairs(options, show_progress)
-    return _evaluate_qa(options, show_progress)
+        return _evaluate_pairs(options, show_progress, ready)
+    return _evaluate_qa(options, show_progress, ready)
 
 
-def _evaluate_qa(options: EvalOptions, show_progress: bool) -> dict:
+def _evaluate_qa(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
     from trainables.evaluation import evaluate_qa
     from trainables.qa_features import build_qa_features
     from trainables.squad import load_squad
@@ -124,6 +128,7 @@ def _evaluate_qa(options: EvalOptions, show_progress: bool) -> dict:
         max_passage_len=options.max_passage_len, doc_stride=options.doc_stride, source=load_report.source,
     )
     passage_states = _cache_provider(options, model, features)
+    ready()
     start = time.perf_counter()
     with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
         metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
@@ -131,7 +136,7 @@ def _evaluate_qa(options: EvalOptions, show_progress: bool) -> dict:
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, feature_report])
 
 
-def _evaluate_pairs(options: EvalOptions, show_progress: bool) -> dict:
+def _evaluate_pairs(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
     from trainables.evaluation import evaluate_pairs
     from trainables.pairs import build_pair_features, load_pairs
 
@@ -143,6 +148,7 @@ def _evaluate_pairs(options: EvalOptions, show_progress: bool) -> dict:
     model = load_model(options, num_labels=len(label_names))
     features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
                                    max_passage_len=options.max_passage_len, label_names=label_names)
+    ready()
     start = time.perf_counter()
     with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
         metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device,
@@ -214,10 +220,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     names = {f.name for f in fields(EvalOptions)}
     options = EvalOptions(**{k: v for k, v in vars(args).items() if k in names})
-    note = untrained_head_note(options)
-    if note:  # before the scores are computed: they may take minutes
-        print(note, file=sys.stderr, flush=True)
-    result = evaluate(options, show_progress=not args.json)
+    def say_note() -> None:  # once data and model loaded fine, before the scores: they may take minutes
+        note = untrained_head_note(options)
+        if note:
+            print(note, file=sys.stderr, flush=True)
+
+    result = evaluate(options, show_progress=not args.json, before_scoring=say_note)
     if args.json:
         print(json.dumps(result))
     else:
