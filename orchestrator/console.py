@@ -6,7 +6,7 @@ still show:
 
 - transformers: verbosity ``error`` (its LOAD REPORT of missing head weights is a warning; `decouple eval` prints its
   own one-line note instead) and no progress bars (``TRANSFORMERS_VERBOSITY``, ``HF_HUB_DISABLE_PROGRESS_BARS``);
-- MLflow, Optuna: their loggers at WARNING (``MLFLOW_LOGGING_LEVEL``; the ``optuna`` logger);
+- MLflow, Optuna: their loggers at WARNING (``MLFLOW_LOGGING_LEVEL``; Optuna's verbosity, `quiet_optuna`);
 - Ray: the driver's ``ray`` logger at WARNING (`ray.init`'s ``logging_level``), Ray Train's own logs at WARNING
   (``RunConfig.logging_config``; its per-report line, on a logger that config misses, by the training worker:
   `trainables.loop_config`), Ray Data's at WARNING (the ``ray.data`` logger), the note that Ray enabled its
@@ -34,7 +34,6 @@ QUIET_ENV = {
 """Environment of a quiet command (a variable the user set keeps the user's value)."""
 QUIET_LOGGERS = {
     "mlflow": logging.WARNING,
-    "optuna": logging.WARNING,
     "ray._private.authentication.authentication_token_setup": logging.ERROR,
 }
 """Driver loggers turned down in a quiet command (for libraries imported before the environment was set)."""
@@ -111,6 +110,15 @@ def train_log_level() -> str:
     """Ray Train's ``LoggingConfig.log_level`` for its controller and workers ("Requesting resources", "Checkpoint
     successfully created", ... are INFO)."""
     return "INFO" if verbose() else "WARNING"
+
+
+def quiet_optuna() -> None:
+    """Optuna's logger at WARNING (call after importing ``optuna``, which sets it to INFO on first use): its "A new
+    study created" line is left out."""
+    if not verbose():
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def quiet_ray_data() -> None:

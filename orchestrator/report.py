@@ -127,7 +127,7 @@ def format_report(report: SweepReport) -> str:
     else:
         settings = {k: v for k, v in report.best.items()
                     if k not in ROW_METRICS and k not in ("trial", "checkpoint", "mlflow_run_id")}
-        unreliable = "" if is_reliable(report.best) else f" {UNRELIABLE_MARK}"
+        unreliable = "" if is_reliable(report.best) else f", not reliable ({UNRELIABLE_MARK} above)"
         lines += [
             f"recommended within the budget ({limits}): trial {report.best['trial']} — "
             f"{report.best['speedup']:.2f}x measured{unreliable} ({report.best['speedup_bound']:.2f}x FLOPs bound), "

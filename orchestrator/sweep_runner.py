@@ -313,7 +313,10 @@ def build_searcher(spec: SweepSpec, target: Target, seed: int):
     """OptunaSearch over the space bound to ``target``, its enqueued points first."""
     from ray.tune.search.optuna import OptunaSearch
 
+    from orchestrator.console import quiet_optuna
     from search_spaces.base import BoundSpace
+
+    quiet_optuna()
 
     metric, mode = objective(spec)
     return OptunaSearch(BoundSpace(spec.define_by_run, target), metric=metric, mode=mode,

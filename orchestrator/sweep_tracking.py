@@ -176,9 +176,9 @@ def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> s
 
 
 def _unreliable_note(loads: Sequence[float]) -> str:
-    under = f" (timed under load averages {min(loads):.1f} to {max(loads):.1f} on {cores()} cores)" if loads else ""
-    return (f"{UNRELIABLE_MARK} = speedup not reliable: above its FLOPs bound, or timed under a load average above the "
-            f"machine's cores{under}; time it again on a quiet machine (`decouple bench`)")
+    seen = f" (here {min(loads):.1f} to {max(loads):.1f} on {cores()} cores)" if loads else ""
+    return (f"{UNRELIABLE_MARK} = speedup not reliable: above its FLOPs bound, or timed while the load average exceeded "
+            f"the machine's cores{seen}; time it again on a quiet machine (`decouple bench`)")
 
 
 def _cell(row: dict, column: str) -> str:

@@ -52,8 +52,8 @@ def test_the_report_table_marks_an_unreliable_speedup_and_says_why():
     quiet, busy = lines[1], lines[2]
     assert " 1.50 " in quiet and "?" not in quiet
     assert " 2.50? " in busy
-    assert lines[-1].startswith("? = speedup not reliable: above its FLOPs bound, or timed under a load average")
-    assert "load averages 3.2 to 3.2" in lines[-1]
+    assert lines[-1].startswith("? = speedup not reliable: above its FLOPs bound, or timed while the load average")
+    assert "(here 3.2 to 3.2 on " in lines[-1]
     assert "?" not in format_table(ROWS[:1])  # no mark, no footnote
 
 
