@@ -41,8 +41,10 @@ def _quiet_ray_train_reports() -> None:
     here unless --verbose. The epoch line our loop prints says the same in one line."""
     if os.environ.get(VERBOSE_ENV):
         return
-    from ray.train.v2._internal.execution import context
-
+    try:
+        from ray.train.v2._internal.execution import context
+    except ImportError:  # another Ray: its reports may log elsewhere; a log setting is no reason to fail training
+        return
     logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
