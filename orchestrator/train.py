@@ -269,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.ray_session import ray_session
     from orchestrator.tracking import Tracking, project_tracking_uri
 
-    options = options_from_args(args)
+    options = quiet_for_json(options_from_args(args), args)
     if args.storage_path is not None:
         storage.check_directory_target(args.storage_path, "storage_path")
     check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
@@ -311,6 +311,11 @@ def closing_lines(options: TrainOptions, outcome: dict) -> str:
     else:
         lines.append(f"next:   decouple eval --model {model} {data}")
     return "\n".join(lines)
+
+
+def quiet_for_json(options: TrainOptions, args: argparse.Namespace) -> TrainOptions:
+    """With --json the command prints its object and no progress lines, unless --progress asks for them."""
+    return options.replace(progress=False) if args.json and args.progress is None else options
 
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:

@@ -62,3 +62,26 @@ def test_cache_build_counts_each_windowed_passage(tokenizer):
     passages = [Passage("a", "Ada wrote the first program. " * 8), Passage("b", "Grace wrote a compiler.")]
     plan = plan_windows(passages, tokenizer, max_passage_len=16, doc_stride=4, progress=counted.append)
     assert counted == [1, 1] and len(plan) > len(passages)  # the long passage takes several windows
+
+
+def test_training_progress_lines_say_the_time_left(capsys):
+    import torch
+
+    from trainables.train_loop import _Progress
+
+    progress = _Progress("epoch 1/1 (phase 2)", 4, enabled=True)
+    for _ in range(4):
+        progress.step(torch.tensor(1.5))
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and " s left, loss 1.5000" in lines[0] and "s left" not in lines[-1]
+
+
+def test_train_json_turns_progress_off_unless_asked(tiny_qa_checkpoint):
+    from orchestrator.cli import build_parser
+    from orchestrator.train import options_from_args, quiet_for_json
+
+    def progress(*flags: str) -> bool:
+        args = build_parser().parse_args(["train", "--model", str(tiny_qa_checkpoint), *flags])
+        return quiet_for_json(options_from_args(args), args).progress
+
+    assert (progress(), progress("--json"), progress("--json", "--progress")) == (True, False, True)
