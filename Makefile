@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo clean
+.PHONY: install test demo clean distclean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,5 +22,10 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/decouple sweep split --smoke
 
+# clean removes what the commands wrote (runs/: models, sweeps, the MLflow store) and keeps the virtualenv;
+# distclean removes the virtualenv too (the next make reinstalls it).
 clean:
-	rm -rf $(VENV) runs
+	rm -rf runs
+
+distclean: clean
+	rm -rf $(VENV)

@@ -34,6 +34,7 @@ import torch
 
 from orchestrator.cli import UserError
 from orchestrator.flops import SHAPE_PRESETS, ModelShape, speedup_bound
+from orchestrator.speed_reliability import UNRELIABLE_MARK, cores, is_reliable, load_average, unreliable_reasons
 from trainables.decoupled_config import CACHE_DTYPES
 from trainables.devices import check_device
 
@@ -334,7 +335,9 @@ def measure_speedup(
 
     Returns split; full, live and cached `Timing` dicts; speedup_{live,cached} (full median / path median);
     bound_{live,cached} (`flops.speedup_bound` of the student's shape, split and ratio); {live,cached}_vs_bound
-    (speedup / bound); cache_bytes_per_token (values + scale bytes / passage tokens).
+    (speedup / bound); state_bytes_per_token (values + scale bytes / passage tokens); speed_load (the highest
+    1-minute load average before and after the timing) and speed_reliable (1.0, or 0.0 when a speedup is above its
+    bound or the load above the cores: `speed_reliability`).
     """
     model, batch = model_student.eval(), batch.to(timing.device)
     model_full.eval()
@@ -352,7 +355,9 @@ def measure_speedup(
         question = model.encode_question(batch.question_ids, batch.question_mask)
         return model.forward_upper(question, batch.question_mask, on_device, mask)
 
+    load_before = load_average()
     timings = time_paths({"full": full, "live": live, "cached": cached}, timing)
+    loads = [x for x in (load_before, load_average()) if x is not None]
     shape, split = ModelShape.from_hf_config(model.hf_config), model.config.split
     q_len, p_len = batch.question_ids.shape[1], batch.passage_ids.shape[1]
     row: dict[str, Any] = {"split": split, "full": asdict(timings.pop("full"))}
@@ -361,7 +366,11 @@ def measure_speedup(
         bound = speedup_bound(shape, split, q_len, p_len, model.config.compression_ratio, cached=name == "cached")
         row[name] = asdict(path)
         row |= {f"speedup_{name}": speedup, f"bound_{name}": bound, f"{name}_vs_bound": speedup / bound}
-    row["cache_bytes_per_token"] = states.nbytes() / passage_mask.numel()
+    row["state_bytes_per_token"] = states.nbytes() / passage_mask.numel()
+    row["speed_load"] = max(loads) if loads else None
+    reasons = unreliable_reasons({name: (row[f"speedup_{name}"], row[f"bound_{name}"]) for name in timings},
+                                 row["speed_load"], cores())
+    row["speed_reliable"] = 0.0 if reasons else 1.0
     return row
 
 
@@ -419,8 +428,10 @@ def run_bench(options: BenchOptions) -> BenchResult:
 
 
 # ---- reporting ----------------------------------------------------------------------------------------------------
+UNRELIABLE_NOTE = ("x? = speed not reliable (speed_reliable 0): a speedup above its FLOPs bound, or a load average "
+                   "above the cores while timing; time it again on a quiet machine")
 _TITLES = ("split", "full ms [IQR]", "live ms [IQR]", "cached ms [IQR]", "x live", "bound", "meas/bnd", "x cached",
-           "bound", "meas/bnd", "B/token", "peak MiB full", "live", "cached")
+           "bound", "meas/bnd", "state B/token", "peak MiB full", "live", "cached")
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
@@ -434,8 +445,11 @@ def _cells(row: dict[str, Any]) -> list[str]:
 
     numbers = [row[k] for k in ("speedup_live", "bound_live", "live_vs_bound", "speedup_cached", "bound_cached",
                                 "cached_vs_bound")]
-    return [str(row["split"]), ms("full"), ms("live"), ms("cached"), *(f"{x:.2f}" for x in numbers),
-            f"{row['cache_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
+    cells = [f"{x:.2f}" for x in numbers]
+    if not is_reliable(row):  # the measured speedups, x live and x cached
+        cells[0], cells[3] = cells[0] + UNRELIABLE_MARK, cells[3] + UNRELIABLE_MARK
+    return [str(row["split"]), ms("full"), ms("live"), ms("cached"), *cells,
+            f"{row['state_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
 
 
 def format_table(result: BenchResult) -> str:
@@ -452,7 +466,9 @@ def format_table(result: BenchResult) -> str:
         f"on {os.cpu_count()} CPUs (above the thread count, other processes competed for the cores)",
         f"full = {result.baseline} on [question ; passage], timed beside each split",
         f"peak memory (MiB): {result.memory_method}",
-        "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound",
+        "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound; "
+        "state B/token = state_bytes_per_token (a cached passage token's values + int8 scales)",
+        *([UNRELIABLE_NOTE] if not all(is_reliable(row) for row in result.rows) else []),
         "",
     ]
     lines = [list(_TITLES)] + [_cells(row) for row in result.rows]
@@ -486,7 +502,7 @@ def _flat_metrics(row: dict[str, Any]) -> dict[str, float]:
     for key, value in row.items():
         if isinstance(value, dict):
             flat |= {f"{key}_{k}": v for k, v in value.items() if v is not None}
-        elif key != "split":
+        elif key != "split" and value is not None:  # speed_load is None where there is no load average
             flat[key] = value
     return flat
 

@@ -53,6 +53,8 @@ from trainables.cache_format import (
     write_manifest,
     write_shard,
 )
+from orchestrator.console import quiet_ray_data, worker_env
+from orchestrator.progress import Progress
 from orchestrator.ray_session import ray_session
 from trainables import storage
 from trainables.data_errors import DataError, LoadReport, problem_line
@@ -61,6 +63,7 @@ from trainables.decoupled_config import CACHE_DTYPES
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, PassageWindow, check_joint_length
 from trainables.model_source import resolve_model
 from trainables.qa_features import passage_windows
+from trainables.quantization import state_bytes_per_token
 from trainables.squad import load_squad
 
 _RANDOM_WEIGHTS = ("model {model}: loading it twice gives different weights (a head or compressor is initialised "
@@ -157,7 +160,12 @@ class BuildSummary:
     encode_seconds: float
     windows_encoded: int
     bytes: int
+    """Size of the cache's Parquet shards."""
     valid_tokens: int
+    """Passage tokens in the cache (padding positions not counted)."""
+    state_bytes_per_token: float
+    """Bytes of one passage token's cached state (`trainables.quantization.state_bytes_per_token`): the figure a sweep
+    reports for the same split, ratio and dtype."""
     load_report: LoadReport
     passages_encoded: int = 0
 
@@ -176,9 +184,16 @@ class BuildSummary:
             "encode_seconds": self.encode_seconds, "windows_per_second": self.windows_per_second,
             "passages_per_second": self.passages_per_second, "bytes": self.bytes,
             "valid_tokens": self.valid_tokens,
-            "bytes_per_token": self.bytes / self.valid_tokens if self.valid_tokens else 0.0,
+            "state_bytes_per_token": self.state_bytes_per_token,
+            "disk_bytes_per_token": self.disk_bytes_per_token,
             "data": self.load_report.summary(),
         }
+
+    @property
+    def disk_bytes_per_token(self) -> float:
+        """The shards' bytes per passage token: the states of every window position (padding too), token ids,
+        offsets and text, as Parquet stores them."""
+        return self.bytes / self.valid_tokens if self.valid_tokens else 0.0
 
 
 # ---- passages and the plan ------------------------------------------------------------------------------------------
@@ -294,10 +309,14 @@ class Plan:
         )
 
 
-def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, doc_stride: int) -> Plan:
-    """Window every passage exactly as evaluation does; passage ids come from ``passages``."""
+def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, doc_stride: int,
+                 progress: Callable[[int], None] | None = None) -> Plan:
+    """Window every passage exactly as evaluation does; passage ids come from ``passages``. ``progress`` is called
+    with 1 after each passage."""
     windows, texts, text_starts = [], [], []
     for passage in passages:
+        if progress is not None:
+            progress(1)
         for window in passage_windows(passage.text, tokenizer, max_passage_len=max_passage_len, doc_stride=doc_stride):
             windows.append(replace(window, passage_id=passage.id))
             real = [o for o in window.offsets if o[0] >= 0]
@@ -367,10 +386,14 @@ def _pool_resources(options: CacheBuildOptions) -> tuple[float, int]:
 
 def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identity_sha256: str,
                 blocks: int) -> Iterator[dict[str, np.ndarray]]:
-    """Encoded batches (``row``, ``states``[, ``scale``]) of the plan ``rows``, in completion order."""
+    """Encoded batches (``row``, ``states``[, ``scale``]) of the plan ``rows``, in completion order. The rows are cut
+    into ``blocks`` blocks (one per missing shard), or one per worker when there are fewer shards, so no actor idles."""
+    import ray.data
+
+    quiet_ray_data()
     gpus, cpus = _pool_resources(options)
     items = [{"row": int(r), "input_ids": plan.input_ids[r], "length": int(plan.lengths[r])} for r in rows]
-    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(blocks, len(items))))
+    dataset = ray.data.from_items(items, override_num_blocks=max(1, min(max(blocks, options.workers), len(items))))
     encoded = dataset.map_batches(
         PassageEncoder,
         fn_constructor_kwargs={"model": _absolute(options.model), "overrides": options.model_overrides(),
@@ -380,6 +403,7 @@ def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identi
         num_cpus=cpus,
         num_gpus=gpus,
         batch_format="numpy",
+        runtime_env={"env_vars": worker_env()},  # the command's console settings, on a cluster's nodes too
     )
     yield from encoded.iter_batches(batch_size=None, batch_format="numpy")
 
@@ -412,12 +436,14 @@ class _ShardAssembler:
         return {k: v[order] for k, v in merged.items()}
 
 
-def build_cache(options: CacheBuildOptions, *,
-                progress: Callable[[ShardEntry], None] | None = None) -> BuildSummary:
+def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], None] | None = None,
+                show_progress: bool = False) -> BuildSummary:
     """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written.
-    Windows left unset come from the model's training settings (`CacheBuildOptions.settled`)."""
+    Windows left unset come from the model's training settings (`CacheBuildOptions.settled`). With
+    ``show_progress``, windowing the passages shows its progress on stderr when it is a terminal (the encoding
+    shows Ray Data's progress bars there)."""
     options, _ = options.settled()
-    plan, fresh, report = _prepare(options)
+    plan, fresh, report = _prepare(options, show_progress)
     out = Path(options.out)
     manifest = _resume(out, fresh)
     write_manifest(out, manifest)
@@ -435,11 +461,13 @@ def build_cache(options: CacheBuildOptions, *,
         out=str(out), passages=plan.passages, windows=len(plan), shards=manifest.num_shards, shards_written=written,
         shards_kept=manifest.num_shards - written, encode_seconds=seconds, windows_encoded=len(missing),
         bytes=sum(s.bytes for s in manifest.shards), valid_tokens=sum(s.valid_tokens for s in manifest.shards),
+        state_bytes_per_token=state_bytes_per_token(manifest.state_width, manifest.cache_dtype,
+                                                    manifest.max_passage_len),
         load_report=report, passages_encoded=len({plan.windows[r].passage_id for r in missing}),
     )
 
 
-def _prepare(options: CacheBuildOptions) -> tuple[Plan, Manifest, LoadReport]:
+def _prepare(options: CacheBuildOptions, show_progress: bool) -> tuple[Plan, Manifest, LoadReport]:
     """On the driver: load and check the model, window the passages, describe the cache to build."""
     overrides = options.model_overrides()
     model = load_model(options.model, overrides)
@@ -450,8 +478,9 @@ def _prepare(options: CacheBuildOptions) -> tuple[Plan, Manifest, LoadReport]:
     passages, report = load_passages(options.data)
     if not passages:
         raise DataError(f"{options.data}: no passages to cache ({report.summary()})")
-    plan = plan_windows(passages, model.tokenizer, max_passage_len=options.max_passage_len,
-                        doc_stride=options.doc_stride)
+    with Progress("windowing", len(passages), "passages", enabled=show_progress) as windowing:
+        plan = plan_windows(passages, model.tokenizer, max_passage_len=options.max_passage_len,
+                            doc_stride=options.doc_stride, progress=windowing.advance)
     identity = model_identity(model)
     _check_reproducible(options.model, overrides, identity)
     return plan, _fresh_manifest(options, model, identity, tokenizer_sha256(model.tokenizer), plan), report

@@ -8,14 +8,18 @@ import argparse
 import json
 import sys
 
+from orchestrator.cli import add_verbose
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="cache_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="encode passages with Ray Data into sharded Parquet (resumable)")
+    add_verbose(build)
     _add_build_arguments(build)
     build.set_defaults(_cache_run=_run_build)
     verify = sub.add_parser("verify", help="check every shard's checksum, rows and schema against the manifest and "
                                            "decode its key columns (--deep: every column)")
+    add_verbose(verify)
     verify.add_argument("cache_dir", metavar="DIR", help="cache directory")
     verify.add_argument("--deep", action="store_true",
                         help="also decode the token ids, offsets and states: shapes, dtypes, finite values, zero "
@@ -52,7 +56,8 @@ def _add_build_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dtype", choices=("fp32", "fp16", "int8"), default=keep,
                         help="override the checkpoint's cache dtype")
     parser.add_argument("--ray-address", default=keep, help="Ray cluster to use (default: start a local one)")
-    parser.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    parser.add_argument("--json", action="store_true",
+                        help="print the summary as one JSON object, and nothing else on stdout")
 
 
 _BUILD_FIELDS = ("model", "data", "out", "rows_per_shard", "batch_size", "workers", "gpus_per_worker",
@@ -70,8 +75,8 @@ def _run_build(args: argparse.Namespace) -> int:
     options, line = CacheBuildOptions(**{k: getattr(args, k) for k in _BUILD_FIELDS if hasattr(args, k)}).settled()
     if line:
         print(f"[cache build] {line}", file=sys.stderr, flush=True)
-    summary = build_cache(options, progress=lambda entry: print(f"wrote {entry.file} ({entry.rows} windows)",
-                                                                flush=True))
+    wrote = None if args.json else lambda entry: print(f"wrote {entry.file} ({entry.rows} windows)", flush=True)
+    summary = build_cache(options, progress=wrote, show_progress=not args.json)
     record = summary.to_dict()
     if args.json:
         print(json.dumps(record))
@@ -79,7 +84,10 @@ def _run_build(args: argparse.Namespace) -> int:
     print(f"{record['data']}")
     print(f"cache {summary.out}: {summary.windows} windows of {summary.passages} passages in {summary.shards} shards "
           f"({summary.shards_written} written, {summary.shards_kept} kept); "
-          f"{summary.windows_per_second:.1f} windows/s; {record['bytes_per_token']:.1f} bytes/token")
+          f"{summary.windows_per_second:.1f} windows/s")
+    print(f"bytes per passage token: {summary.state_bytes_per_token:,.1f} of cached states (state_bytes_per_token, as "
+          f"`decouple sweep` and `bench` report it), {summary.disk_bytes_per_token:,.1f} on disk (disk_bytes_per_token:"
+          " every window position's states, token ids, offsets, text)")
     return 0
 
 
@@ -89,7 +97,8 @@ def _run_verify(args: argparse.Namespace) -> int:
     report = verify_cache(args.cache_dir, deep=args.deep)
     if args.json:
         print(json.dumps({"ok": report.ok, "deep": report.deep, "shards": report.shards, "rows": report.rows,
-                          "bytes": report.bytes, "valid_tokens": report.valid_tokens, "problems": report.problems}))
+                          "bytes": report.bytes, "valid_tokens": report.valid_tokens,
+                          "disk_bytes_per_token": report.disk_bytes_per_token, "problems": report.problems}))
     else:
         for line in report.problems:
             print(line)

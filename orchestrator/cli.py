@@ -25,6 +25,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 
 DEBUG_ENV = "DECOUPLE_DEBUG"
 """Set (to anything) to get the full traceback instead of the one-line error."""
+VERBOSE_HELP = ("show every library log: Ray's, Ray Train/Tune/Data's, transformers' weight reports and progress "
+                "bars, MLflow's (also DECOUPLE_VERBOSE=1)")
 
 
 class UserError(Exception):
@@ -36,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="decouple",
         description="Decoupled (DeFormer-style) transformers: evaluate, benchmark, train, cache and sweep.",
     )
+    parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         try:
@@ -45,28 +48,28 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue  # subcommand not shipped in this build
         p = sub.add_parser(name, help=help_text, description=help_text)
+        add_verbose(p)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 
 
-def _quiet_libraries() -> None:
-    """Keep the console for our output: transformers' per-load weight reports and progress bars are noise here."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    """``--verbose`` after a (sub)command name as well as before it (`decouple --verbose train`)."""
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
-    _quiet_libraries()
+    from orchestrator.console import console
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
         return 0
     try:
-        return int(args._run(args) or 0)
+        with console(args.verbose):  # the libraries' logs turned down unless --verbose (orchestrator.console)
+            return int(args._run(args) or 0)
     except (UserError, ValueError, FileNotFoundError) as err:
         if os.environ.get(DEBUG_ENV):
             raise

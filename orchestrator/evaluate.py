@@ -5,10 +5,12 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 from orchestrator.model_settings import describe, read_trained_settings, same_classes
+from orchestrator.progress import Progress
 from trainables.data_errors import DataError
 from trainables.devices import check_device
 from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
@@ -139,17 +141,21 @@ def _check_data_kind(options: EvalOptions, task: str, source: str) -> None:
                          f"{implied} head")
 
 
-def evaluate(options: EvalOptions) -> dict:
+def evaluate(options: EvalOptions, *, show_progress: bool = False,
+             before_scoring: Callable[[], None] | None = None) -> dict:
     """Load data and model, evaluate, and return the metrics plus what was evaluated and how long it took.
 
-    Unset data settings are filled in by `settle` (silently: `decouple eval` prints its lines)."""
+    Unset data settings are filled in by `settle` (silently: `decouple eval` prints its lines). With
+    ``show_progress``, the forward passes show their progress on stderr when it is a terminal (`Progress`);
+    ``before_scoring`` is called once data and model are ready, before the forward passes."""
     options, _ = settle(options)
+    ready = before_scoring or (lambda: None)
     if options.resolved_task == "pair":
-        return _evaluate_pairs(options)
-    return _evaluate_qa(options)
+        return _evaluate_pairs(options, show_progress, ready)
+    return _evaluate_qa(options, show_progress, ready)
 
 
-def _evaluate_qa(options: EvalOptions) -> dict:
+def _evaluate_qa(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
     from trainables.evaluation import evaluate_qa
     from trainables.qa_features import build_qa_features
     from trainables.squad import load_squad
@@ -162,13 +168,15 @@ def _evaluate_qa(options: EvalOptions) -> dict:
         max_passage_len=options.max_passage_len, doc_stride=options.doc_stride, source=load_report.source,
     )
     passage_states = _cache_provider(options, model, features)
+    ready()
     start = time.perf_counter()
-    metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
-                             device=options.device, passage_states=passage_states)
+    with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
+        metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
+                                 device=options.device, passage_states=passage_states, progress=progress.advance)
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, feature_report])
 
 
-def _evaluate_pairs(options: EvalOptions) -> dict:
+def _evaluate_pairs(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
     from trainables.evaluation import evaluate_pairs
     from trainables.pairs import build_pair_features, load_pairs
 
@@ -182,8 +190,11 @@ def _evaluate_pairs(options: EvalOptions) -> dict:
     model = load_model(options, num_labels=len(label_names))
     features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
                                    max_passage_len=options.max_passage_len, label_names=label_names)
+    ready()
     start = time.perf_counter()
-    metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device)
+    with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
+        metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device,
+                                    progress=progress.advance)
     return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
 
 
@@ -265,7 +276,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="pair data: its labels as written, comma-separated in class order "
                                          "(default: the model's training --labels, else declared by the data, else "
                                          "0,1 or the GLUE sets)")
-    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object as the last line (and no progress line on a terminal)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -273,10 +285,13 @@ def run(args: argparse.Namespace) -> int:
     options, lines = settle(EvalOptions(**{k: v for k, v in vars(args).items() if k in names}))
     for line in lines:
         print(f"[eval] {line}", file=sys.stderr, flush=True)
-    result = evaluate(options)
-    note = untrained_head_note(options)
-    if note:
-        print(note, file=sys.stderr, flush=True)
+
+    def say_note() -> None:  # once data and model loaded fine, before the scores: they may take minutes
+        note = untrained_head_note(options)
+        if note:
+            print(note, file=sys.stderr, flush=True)
+
+    result = evaluate(options, show_progress=not args.json, before_scoring=say_note)
     if args.json:
         print(json.dumps(result))
     else:

@@ -1,7 +1,7 @@
 """The Pareto front of a sweep and the configuration to recommend within a budget (pure functions on rows).
 
 A row is one finished trial as a flat dict: its sampled parameters and its metrics, at least ``accuracy``,
-``accuracy_drop``, ``speedup`` and ``cache_bytes_per_token`` (see `search_spaces.base.METRICS`).
+``accuracy_drop``, ``speedup`` and ``state_bytes_per_token`` (see `search_spaces.base.METRICS`).
 """
 from __future__ import annotations
 
@@ -33,9 +33,9 @@ class Objective:
 
 
 FRONT_OBJECTIVES = (
-    Objective("accuracy", "max"), Objective("speedup", "max"), Objective("cache_bytes_per_token", "min"),
+    Objective("accuracy", "max"), Objective("speedup", "max"), Objective("state_bytes_per_token", "min"),
 )
-"""The three axes a report's front is drawn on: accuracy up, speedup up, cache bytes down."""
+"""The three axes a report's front is drawn on: accuracy up, speedup up, state bytes per token down."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +46,15 @@ class Budget:
     """Largest accuracy drop below the teacher, in points."""
     min_speedup: float | None = None
     """Smallest measured speedup over the teacher."""
-    max_bytes_per_token: float | None = None
-    """Largest cache size per passage token, in bytes."""
+    max_state_bytes_per_token: float | None = None
+    """Largest ``state_bytes_per_token``: bytes of one passage token's cached state (values + int8 scales)."""
 
     def admits(self, row: Row) -> bool:
         return (
             (self.max_drop is None or row["accuracy_drop"] <= self.max_drop)
             and (self.min_speedup is None or row["speedup"] >= self.min_speedup)
-            and (self.max_bytes_per_token is None or row["cache_bytes_per_token"] <= self.max_bytes_per_token)
+            and (self.max_state_bytes_per_token is None
+                 or row["state_bytes_per_token"] <= self.max_state_bytes_per_token)
         )
 
 
@@ -75,4 +76,4 @@ def recommend(rows: Sequence[Row], budget: Budget) -> Row | None:
     fitting = [r for r in rows if budget.admits(r)]
     if not fitting:
         return None
-    return max(fitting, key=lambda r: (r["speedup"], r["accuracy"], -r["cache_bytes_per_token"]))
+    return max(fitting, key=lambda r: (r["speedup"], r["accuracy"], -r["state_bytes_per_token"]))

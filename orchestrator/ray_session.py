@@ -16,6 +16,8 @@ import socket
 import sys
 from collections.abc import Iterator
 
+from orchestrator.console import ray_logging_level, worker_env
+
 ADDRESS_ENV = "RAY_ADDRESS"
 LOCAL = "local"
 _API_SERVER_ENV = "RAY_API_SERVER_ADDRESS"
@@ -33,12 +35,14 @@ def chosen_address(address: str | None) -> tuple[str | None, str]:
 
 
 def local_init_args(*, dashboard: bool, num_cpus: int | None = None) -> dict:
-    """`ray.init` arguments for a local Ray that never joins another one (see the module docstring)."""
-    args: dict = {"address": LOCAL, "num_cpus": num_cpus}
+    """`ray.init` arguments for a local Ray that never joins another one (see the module docstring), its logs and its
+    workers' as quiet as the command's console (`orchestrator.console`)."""
+    args: dict = {"address": LOCAL, "num_cpus": num_cpus, "logging_level": ray_logging_level()}
+    env = worker_env()
     if not dashboard:
-        return args | {"include_dashboard": False}
+        return args | {"include_dashboard": False, "runtime_env": {"env_vars": env}}
     port = _free_port()
-    env = {_API_SERVER_ENV: f"http://127.0.0.1:{port}"}
+    env[_API_SERVER_ENV] = f"http://127.0.0.1:{port}"
     return args | {"include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
                    "runtime_env": {"env_vars": env}}
 
@@ -61,7 +65,7 @@ def start_ray(address: str | None, *, dashboard: bool, num_cpus: int | None = No
         _say(f"[ray] started a local Ray with {cpus} CPUs for this command ({origin}); it stops when the command ends")
         return True
     try:
-        ray.init(address=target)
+        ray.init(address=target, logging_level=ray_logging_level())
     except (ConnectionError, ValueError, RuntimeError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"{origin}={target}: cannot join that Ray cluster ({reason}); check the address, or unset "

@@ -15,12 +15,14 @@ from orchestrator.cli import UserError
 from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
 from trainables.storage import resolve
 
-ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "cache_bytes_per_token",
-               "trial_train_s", "trial_wall_s", "bench_s")
+ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
+               "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
 """Metrics a row takes from a trial's closing report."""
 ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype")
 """The effective decoupling settings a trial's closing report carries (defaults filled in)."""
 DEFAULT_BUDGET = Budget()
+RENAMED_METRICS = {"cache_bytes_per_token": "state_bytes_per_token"}
+"""Metric names of sweeps run before a rename -> today's names."""
 
 
 @dataclass
@@ -44,6 +46,7 @@ def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any]) -> di
     """One finished trial as a flat row (sampled parameters, settings, metrics); None if it did not finish."""
     if "trial_wall_s" not in last:
         return None
+    last = {RENAMED_METRICS.get(k, k): v for k, v in last.items()}
     row = {"trial": trial_id, **config}
     row |= {k: last[k] for k in ROW_SETTINGS + ROW_METRICS if k in last}
     row["checkpoint"] = last.get("checkpoint_path")
@@ -94,13 +97,14 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
+    from orchestrator.speed_reliability import UNRELIABLE_MARK, is_reliable
     from orchestrator.sweep_tracking import format_table
 
     b = report.budget
     limits = ", ".join(part for part in (
         None if b.max_drop is None else f"accuracy drop <= {b.max_drop:g}",
         None if b.min_speedup is None else f"speedup >= {b.min_speedup:g}",
-        None if b.max_bytes_per_token is None else f"cache <= {b.max_bytes_per_token:g} B/token",
+        None if b.max_state_bytes_per_token is None else f"states <= {b.max_state_bytes_per_token:g} B/token",
     ) if part) or "no limits"
     skipped = ", ".join(f"{n} {status.lower()}" for status, n in sorted(report.unfinished.items()))
     lines = [
@@ -108,7 +112,8 @@ def format_report(report: SweepReport) -> str:
         + (f" ({skipped} not ranked)" if skipped else ""),
         f"teacher {report.teacher['path']}: accuracy {report.teacher['accuracy']:.2f} (speedup 1.00 by definition)",
         "",
-        "finished trials, fastest first (* = on the Pareto front: accuracy up, measured speedup up, cache bytes down):",
+        "finished trials, fastest first (* = on the Pareto front: accuracy up, measured speedup up, state bytes/token "
+        "down):",
         format_table(sorted(report.rows, key=lambda r: -r["speedup"]), report.front) if report.rows
         else "  (no finished trials)",
         "",
@@ -122,11 +127,12 @@ def format_report(report: SweepReport) -> str:
     else:
         settings = {k: v for k, v in report.best.items()
                     if k not in ROW_METRICS and k not in ("trial", "checkpoint", "mlflow_run_id")}
+        unreliable = "" if is_reliable(report.best) else f", not reliable ({UNRELIABLE_MARK} above)"
         lines += [
             f"recommended within the budget ({limits}): trial {report.best['trial']} — "
-            f"{report.best['speedup']:.2f}x measured ({report.best['speedup_bound']:.2f}x FLOPs bound), "
+            f"{report.best['speedup']:.2f}x measured{unreliable} ({report.best['speedup_bound']:.2f}x FLOPs bound), "
             f"accuracy {report.best['accuracy']:.2f} (drop {report.best['accuracy_drop']:.2f}), "
-            f"{report.best['cache_bytes_per_token']:.0f} B/token",
+            f"{report.best['state_bytes_per_token']:.0f} state bytes/token",
             f"  settings: {json.dumps(settings, default=str)}",
             f"  checkpoint: {report.best['checkpoint']}",
         ]
@@ -139,12 +145,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-drop", type=float, default=DEFAULT_BUDGET.max_drop,
                         help="largest accuracy drop below the teacher, in points (default %(default)s)")
     parser.add_argument("--min-speedup", type=float, default=None, help="smallest measured speedup")
-    parser.add_argument("--max-bytes-per-token", type=float, default=None, help="largest cache size per token")
+    parser.add_argument("--max-state-bytes-per-token", "--max-bytes-per-token", type=float, default=None,
+                        help="largest state_bytes_per_token: bytes of one passage token's cached state")
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
 
 
 def run(args: argparse.Namespace) -> int:
-    budget = Budget(args.max_drop, args.min_speedup, args.max_bytes_per_token)
+    budget = Budget(args.max_drop, args.min_speedup, args.max_state_bytes_per_token)
     report = build_report(resolve(args.sweep), budget)
     print(json.dumps(report.to_dict(), default=str) if args.json else format_report(report))
     return 0

@@ -2,7 +2,8 @@
 
 ``results.json`` records what reproduces and judges the figures: the exact command, the library versions and git
 commit, the data (paths, sizes, sha256 of local files), the teacher, the machine's load while it ran, and one row per
-finished trial (its settings, accuracy, drop, measured speedup, FLOPs bound, cache bytes/token, training seconds).
+finished trial (its settings, accuracy, drop, measured speedup, FLOPs bound, whether that speed is reliable and the
+load it was timed under, state bytes per token, training seconds).
 The plots are the ones the sweep's MLflow parent run holds (`sweep_tracking`), written as PNG files.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from trainables import storage
 
 RESULTS = "results.json"
 ROW_FIELDS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
-              "speedup_bound", "cache_bytes_per_token", "trial_train_s", "trial_wall_s")
+              "speedup_bound", "speed_reliable", "speed_load", "state_bytes_per_token", "trial_train_s", "trial_wall_s")
 """Row fields first in each trial's record; the sampled parameters follow."""
 
 

@@ -327,7 +327,10 @@ def build_searcher(spec: SweepSpec, target: Target, seed: int):
     """OptunaSearch over the space bound to ``target``, its enqueued points first."""
     from ray.tune.search.optuna import OptunaSearch
 
+    from orchestrator.console import quiet_optuna
     from search_spaces.base import BoundSpace
+
+    quiet_optuna()
 
     metric, mode = objective(spec)
     return OptunaSearch(BoundSpace(spec.define_by_run, target), metric=metric, mode=mode,
@@ -338,6 +341,7 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
                 max_failures: int):
     """A fresh `Tuner`: OptunaSearch over the bound space, ASHA when asked, concurrency from ``record``."""
     from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
     metric, mode = objective(spec)
@@ -355,8 +359,11 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
             max_concurrent_trials=record.max_concurrent, trial_name_creator=_TrialName(record.sweep),
             trial_dirname_creator=_trial_dirname,
         ),
-        run_config=tune.RunConfig(name=record.sweep, storage_path=storage,
-                                  failure_config=tune.FailureConfig(max_failures=max_failures), verbose=1),
+        # The result files `decouple report` reads, named here: a quiet console turns Tune's automatic loggers off
+        # to leave out its TensorBoard logger (`orchestrator.console`).
+        run_config=tune.RunConfig(name=record.sweep, storage_path=storage, verbose=1,
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
 
 

@@ -14,15 +14,24 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_params
+from orchestrator.speed_reliability import UNRELIABLE_MARK, cores, is_reliable
+from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_metrics, log_params
 
 SWEEP_TAG = "decouple.sweep"
 TRIAL_TAG = "decouple.trial_id"
 ROLE_TAG = "decouple.role"
 AXIS_TITLES = {"split": "split k (layers run separately)", "compression_ratio": "compression ratio r"}
 TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
-                 "speedup_bound", "cache_bytes_per_token")
+                 "speedup_bound", "state_bytes_per_token")
 """Columns of the Pareto table, on the parent run and in `decouple report`."""
+COMPARED = {"accuracy": 2, "accuracy_drop": 2, "speedup": 2, "speedup_bound": 2, "speedup_live": 2,
+            "speedup_live_bound": 2, "state_bytes_per_token": 1, "speed_load": 2}
+"""The figures trials are compared on, and the decimals MLflow shows of them (`for_comparison`)."""
+CURVES = {"split": "curve", "compression_ratio": "ratio_curve"}
+"""Axis -> prefix of the parent run's curve metrics (``curve_accuracy`` at step k, ``ratio_curve_accuracy`` at
+step r)."""
+CURVE_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token", "speed_reliable")
+"""The figures each curve point carries: those of the most accurate trial at that split (or ratio)."""
 
 
 def find_run(tracking: Tracking) -> str | None:
@@ -92,7 +101,8 @@ def log_summary(
     uri: str, run_id: str, rows: Sequence[dict], front: Sequence[dict], best: dict | None, teacher: Mapping[str, Any]
 ) -> None:
     """On the parent run: the Pareto table (JSON table + text), its plot, the split and compression curves
-    (when the sweep varied them), every trial's row, and the best configuration (artifact, tags, metrics)."""
+    (plots when the sweep varied them, and metrics against the step: `log_curves`), every trial's row, and the best
+    configuration (artifact, tags, metrics)."""
     client = MlflowClient(uri)
     client.log_table(run_id, {c: [r.get(c) for r in front] for c in TABLE_COLUMNS}, "pareto_front.json")
     client.log_text(run_id, format_table(front), "pareto_front.txt")
@@ -104,11 +114,34 @@ def log_summary(
             client.log_figure(run_id, plot_curve(rows, axis, teacher), name)
     client.log_metric(run_id, "teacher_accuracy", float(teacher["accuracy"]))
     client.log_metric(run_id, "trials_finished", len(rows))
+    log_curves(uri, run_id, rows)
     if best is not None:
         client.log_text(run_id, json.dumps(best, indent=1, default=str), "best_config.json")
-        for key in ("accuracy", "accuracy_drop", "speedup", "cache_bytes_per_token"):
-            client.log_metric(run_id, f"best_{key}", float(best[key]))
+        figures = for_comparison({k: float(best[k]) for k in ("accuracy", "accuracy_drop", "speedup",
+                                                              "state_bytes_per_token")})
+        log_metrics(uri, run_id, {f"best_{k}": v for k, v in figures.items()}, step=0)
         client.set_tag(run_id, "best_trial", str(best["trial"]))
+
+
+def log_curves(uri: str, run_id: str, rows: Sequence[dict]) -> None:
+    """The sweep's curves as metrics of its parent run, the axis as the step: for each split the most accurate trial's
+    figures as ``curve_<metric>`` at step k (and, when the sweep varied the compression ratio, ``ratio_curve_<metric>``
+    at step r). MLflow's chart view draws them against the step, so selecting several sweeps' parent runs overlays
+    their curves."""
+    for axis, prefix in CURVES.items():
+        best = best_per(rows, axis)
+        if axis != "split" and len(best) < 2:
+            continue
+        for x, row in sorted(best.items()):
+            figures = for_comparison({m: row[m] for m in CURVE_METRICS if m in row})
+            log_metrics(uri, run_id, {f"{prefix}_{m}": v for m, v in figures.items()}, step=int(x))
+
+
+def for_comparison(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Metrics as MLflow shows them: the figures trials are compared on (`COMPARED`) rounded to the digits that tell
+    trials apart; the rest as they are."""
+    return {k: round(v, COMPARED[k]) if k in COMPARED and isinstance(v, float) else v for k, v in metrics.items()}
+
 
 
 def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str]) -> None:
@@ -125,33 +158,65 @@ def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str])
 
 
 def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> str:
-    """Rows as an aligned text table with `TABLE_COLUMNS`; with ``front``, a first column marks its rows with *."""
+    """Rows as an aligned text table with `TABLE_COLUMNS`; with ``front``, a first column marks its rows with *. An
+    unreliable speedup is followed by ``?`` and explained under the table (`speed_reliability`)."""
     marked = front is not None
     on_front = {r["trial"] for r in front or ()}
     titles = (["front"] if marked else []) + list(TABLE_COLUMNS)
     cells = [titles] + [
-        (["*" if r["trial"] in on_front else ""] if marked else []) + [_cell(r.get(c)) for c in TABLE_COLUMNS]
+        (["*" if r["trial"] in on_front else ""] if marked else []) + [_cell(r, c) for c in TABLE_COLUMNS]
         for r in rows
     ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(titles))]
-    return "\n".join("  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells)
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells]
+    unreliable = [r for r in rows if not is_reliable(r)]
+    if unreliable:
+        lines.append(_unreliable_note([r["speed_load"] for r in unreliable if r.get("speed_load") is not None]))
+    return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.2f}"
-    return "-" if value is None else str(value)
+def _unreliable_note(loads: Sequence[float]) -> str:
+    seen = f" (here {min(loads):.1f} to {max(loads):.1f} on {cores()} cores)" if loads else ""
+    return (f"{UNRELIABLE_MARK} = speedup not reliable: above its FLOPs bound, or timed while the load average exceeded "
+            f"the machine's cores{seen}; time it again on a quiet machine (`decouple bench`)")
+
+
+def _cell(row: dict, column: str) -> str:
+    value = row.get(column)
+    text = f"{value:.2f}" if isinstance(value, float) else "-" if value is None else str(value)
+    return text + (UNRELIABLE_MARK if column == "speedup" and not is_reliable(row) else "")
+
+
+def best_per(rows: Sequence[dict], axis: str) -> dict[Any, dict]:
+    """The most accurate row for each value of ``axis`` (split or compression ratio) among rows that have one."""
+    best: dict[Any, dict] = {}
+    for r in rows:
+        x = r.get(axis)
+        if x is not None and (x not in best or r["accuracy"] > best[x]["accuracy"]):
+            best[x] = r
+    return best
 
 
 def plot_front(rows: Sequence[dict], front: Sequence[dict]):
-    """Accuracy against measured speedup, every trial coloured by cache bytes/token; the front ringed and joined."""
+    """Accuracy against measured speedup, every trial coloured by its state bytes per token (hollow where its speed
+    is unreliable); the front ringed and joined."""
+    from matplotlib import colormaps
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6, 4.5))
     ax = fig.add_subplot()
-    points = ax.scatter([r["speedup"] for r in rows], [r["accuracy"] for r in rows],
-                        c=[r["cache_bytes_per_token"] for r in rows], cmap="viridis_r", zorder=2)
-    fig.colorbar(points, ax=ax, label="cache bytes / token")
+    sizes = [r["state_bytes_per_token"] for r in rows]
+    colour = ScalarMappable(Normalize(min(sizes), max(sizes)), colormaps["viridis_r"])
+    for reliable in (True, False):
+        group = [r for r in rows if is_reliable(r) == reliable]
+        if group:  # an unreliable speed is drawn hollow: where it sits on the x axis is not a fact
+            colours = colour.to_rgba([r["state_bytes_per_token"] for r in group])
+            ax.scatter([r["speedup"] for r in group], [r["accuracy"] for r in group], zorder=2, linewidths=1.5,
+                       facecolors=colours if reliable else "none", edgecolors=colours,
+                       label=None if reliable else f"speed unreliable ({UNRELIABLE_MARK} in the table)")
+    fig.colorbar(colour, ax=ax, label="state bytes / token (cached states)")
     ordered = sorted(front, key=lambda r: r["speedup"])
     ax.plot([r["speedup"] for r in ordered], [r["accuracy"] for r in ordered], "o--", color="tab:red",
             markerfacecolor="none", markersize=12, label="Pareto front", zorder=1)
@@ -172,11 +237,7 @@ def plot_curve(rows: Sequence[dict], axis: str, teacher: Mapping[str, Any]):
     and the teacher's accuracy as a reference line — the shape of the Decoupled Transformer blog's figure."""
     from matplotlib.figure import Figure
 
-    best: dict[Any, dict] = {}
-    for r in rows:
-        x = r.get(axis)
-        if x is not None and (x not in best or r["accuracy"] > best[x]["accuracy"]):
-            best[x] = r
+    best = best_per(rows, axis)
     xs = sorted(best)
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
@@ -189,6 +250,10 @@ def plot_curve(rows: Sequence[dict], axis: str, teacher: Mapping[str, Any]):
     speed = ax.twinx()
     speed.plot(xs, [best[x]["speedup"] for x in xs], "s--", color="tab:red", label="measured speedup")
     speed.plot(xs, [best[x]["speedup_bound"] for x in xs], "^:", color="tab:red", alpha=0.5, label="FLOPs bound")
+    unreliable = [x for x in xs if not is_reliable(best[x])]
+    if unreliable:
+        speed.plot(unreliable, [best[x]["speedup"] for x in unreliable], "s", color="tab:red", markersize=9,
+                   markerfacecolor="white", label="unreliable speed")
     speed.set_ylabel("speedup over the teacher", color="tab:red")
     handles = ax.get_legend_handles_labels()[0] + speed.get_legend_handles_labels()[0]
     fig.legend(handles=handles, loc="upper center", ncol=4, fontsize=8)

@@ -29,7 +29,7 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run
+from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run, for_comparison
 from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import log_checkpoint
 from search_spaces.base import STUDENT_ONLY
@@ -69,7 +69,8 @@ class TrialContext:
     """What every trial of one sweep shares; handed to `run_trial` through `tune.with_parameters`."""
 
     sweep: str
-    """Sweep name: trial runs (Ray Train and MLflow) are named ``<sweep>-<trial id>``."""
+    """Sweep name: a trial's Ray Train run is kept under ``<sweep>-<trial id>``; its MLflow run is named by what it
+    trains (`trial_run_name`) and tagged with the sweep and the trial id."""
     base: Mapping[str, Any]
     """Training options every trial starts from (model, teacher, data, task, epochs, ...)."""
     tracking_uri: str
@@ -107,14 +108,38 @@ class SweepReportCallback(TuneReportCallback):
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
         enriched = [self.enrich(m) for m in metrics]
-        log_metrics(self._uri, self._run_id, enriched[0], step=int(enriched[0].get("epoch", 0)))
+        # MLflow gets the compared figures rounded (`for_comparison`); Tune and the searcher keep every digit.
+        log_metrics(self._uri, self._run_id, for_comparison(enriched[0]), step=int(enriched[0].get("epoch", 0)))
         super().after_report(run_context, enriched, checkpoint)
+
+
+def trial_run_name(options, trial_id: str) -> str:
+    """What a trial's MLflow run is called: what it trains, then Tune's id (``k3-r4-int8-704edd92``)."""
+    return f"k{options.split}-r{options.compression_ratio}-{options.cache_dtype}-{trial_id}"
+
+
+def describe_trial_run(uri: str, run_id: str, final: Mapping[str, Any]) -> None:
+    """The trial's run description (the MLflow UI shows it under the run's name) and its ``speed_reliable`` tag:
+    ``split 3, ratio 4, int8: accuracy 81.20 (drop 0.80), speedup 2.31x (bound 3.10x), 100 state bytes/token``."""
+    if any(key not in final for key in ("accuracy", "accuracy_drop", "speedup", "speedup_bound",
+                                        "state_bytes_per_token")):
+        return
+    reliable = bool(final.get("speed_reliable", 1.0))
+    mark = "" if reliable else " (unreliable)"
+    speed = f"speedup {final['speedup']:.2f}x{mark} (bound {final['speedup_bound']:.2f}x)"
+    text = (f"split {final['split']}, ratio {final['compression_ratio']}, {final['cache_dtype']}: accuracy "
+            f"{final['accuracy']:.2f} (drop {final['accuracy_drop']:.2f}), {speed}, "
+            f"{final['state_bytes_per_token']:.0f} state bytes/token")
+    client = MlflowClient(uri)
+    client.set_tag(run_id, "mlflow.note.content", text)
+    client.set_tag(run_id, "speed_reliable", str(reliable).lower())
 
 
 def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     """Time the student ``options`` describes against its teacher on one fixed random batch (random weights of the
     teacher's architecture: speed does not depend on their values), on the trial's device with the threads Ray gives
-    the calling task (one per CPU, as a training worker gets)."""
+    the calling task (one per CPU, as a training worker gets). ``speed_reliable`` (1.0 or 0.0) and ``speed_load``
+    say whether the figures can be reported as facts (`orchestrator.speed_reliability`)."""
     import torch
     from transformers import AutoConfig
 
@@ -143,9 +168,11 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
         "speedup_bound": row["bound_cached"],
         "speedup_live": row["speedup_live"],
         "speedup_live_bound": row["bound_live"],
-        "cache_bytes_per_token": row["cache_bytes_per_token"],
+        "state_bytes_per_token": row["state_bytes_per_token"],
         "teacher_ms": row["full"]["median_ms"],
         "student_cached_ms": row["cached"]["median_ms"],
+        "speed_reliable": row["speed_reliable"],
+        **({"speed_load": row["speed_load"]} if row["speed_load"] is not None else {}),
     }
 
 
@@ -157,15 +184,18 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
 
     start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
-    run_name = f"{context.sweep}-{trial_id}"
     options = trial_options(config, context.base)
-    tracking = Tracking(context.tracking_uri, context.experiment, run_name, context.parent_run_id)
+    tracking = Tracking(context.tracking_uri, context.experiment, trial_run_name(options, trial_id),
+                        context.parent_run_id)
     run_id = find_or_start_run(tracking, {SWEEP_TAG: context.sweep, TRIAL_TAG: trial_id})
+    train_dir = storage.join(context.train_storage, f"{context.sweep}-{trial_id}")
     try:
         log_params(context.tracking_uri, run_id, {**options.to_dict(), "trial_id": trial_id})
         speed, probe = _speed(options, context)
-        callback = SweepReportCallback(speed, context.teacher["accuracy"], context.tracking_uri, run_id)
-        result = _train(options, context, run_id, storage.join(context.train_storage, run_name), callback, probe)
+        # The architecture joins every report: a metric column and chart axis beside accuracy and speed in MLflow.
+        shape = {"split": options.split, "compression_ratio": options.compression_ratio}
+        callback = SweepReportCallback({**shape, **speed}, context.teacher["accuracy"], context.tracking_uri, run_id)
+        result = _train(options, context, run_id, train_dir, callback, probe)
         if result.checkpoint_path:
             log_checkpoint(context.tracking_uri, run_id, result.checkpoint_path)
     except BaseException:
@@ -175,10 +205,12 @@ def run_trial(config: dict[str, Any], context: TrialContext) -> None:
                "trial_wall_s": time.perf_counter() - start}
     epochs = callback.enrich(result.metrics)
     # The callback logged each epoch as it was reported; a reused teacher reported none, so its figures go here.
-    log_metrics(context.tracking_uri, run_id, {**epochs, **closing} if reuses_teacher(options, context) else closing,
+    log_metrics(context.tracking_uri, run_id,
+                for_comparison({**epochs, **closing} if reuses_teacher(options, context) else closing),
                 step=options.epochs)
     final = {**epochs, **closing, "split": options.split, "compression_ratio": options.compression_ratio,
              "cache_dtype": options.cache_dtype}
+    describe_trial_run(context.tracking_uri, run_id, final)
     end_run(context.tracking_uri, run_id)
     tune.report({**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id})
 

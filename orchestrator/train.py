@@ -96,6 +96,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from orchestrator.console import train_log_level, worker_env
     from trainables.loop_config import train_loop_per_worker
 
     return TorchTrainer(
@@ -109,7 +110,9 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=1),
             failure_config=ray.train.FailureConfig(max_failures=options.max_failures),
             # Ray Train's print patch tees worker prints to stdout and its logger: every line would show twice.
-            worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0"}},
+            worker_runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false", "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+                                             **worker_env()}},
+            logging_config=ray.train.LoggingConfig(log_level=train_log_level()),
         ),
     )
 
@@ -266,7 +269,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.teacher_check import check_teacher
     from orchestrator.tracking import Tracking, project_tracking_uri
 
-    options = options_from_args(args)
+    options = quiet_for_json(options_from_args(args), args)
     if args.storage_path is not None:
         storage.check_directory_target(args.storage_path, "storage_path")
     classes = check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
@@ -310,6 +313,11 @@ def closing_lines(options: TrainOptions, outcome: dict) -> str:
     else:
         lines.append(f"next:   decouple eval --model {model} {data}")
     return "\n".join(lines)
+
+
+def quiet_for_json(options: TrainOptions, args: argparse.Namespace) -> TrainOptions:
+    """With --json the command prints its object and no progress lines, unless --progress asks for them."""
+    return options.replace(progress=False) if args.json and args.progress is None else options
 
 
 def options_from_args(args: argparse.Namespace) -> TrainOptions:

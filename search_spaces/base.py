@@ -24,7 +24,8 @@ METRICS: dict[str, str] = {
     "accuracy_drop": "teacher accuracy minus the trial's accuracy, in points",
     "speedup": "measured speedup of the student's cached path over the teacher on a fixed batch",
     "speedup_bound": "FLOPs bound on that speedup",
-    "cache_bytes_per_token": "bytes a cached passage token takes (values + int8 scales)",
+    "state_bytes_per_token": "bytes of one passage token's cached state (values + int8 scales; the Parquet files "
+                             "of a built cache hold more per token: `decouple cache build` says disk_bytes_per_token)",
 }
 """Metrics every trial reports, usable as sweep objectives."""
 MODES = ("max", "min")

@@ -28,7 +28,7 @@ def define(trial, target: Target) -> None:
 SPEC = SweepSpec(
     name="pareto",
     define_by_run=define,
-    metrics=("accuracy", "speedup", "cache_bytes_per_token"),
+    metrics=("accuracy", "speedup", "state_bytes_per_token"),
     modes=("max", "max", "min"),
     num_samples=40,
     epochs=3,

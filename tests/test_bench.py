@@ -17,6 +17,7 @@ from orchestrator.cli import main
 from orchestrator.flops import SHAPE_PRESETS, ModelShape, speedup_bound
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import DecoupledConfig
+from trainables.quantization import state_bytes_per_token
 
 TINY = ["--shape", "tiny", "--batch-size", "2", "--question-len", "8", "--passage-len", "16", "--repeats", "2"]
 
@@ -38,7 +39,7 @@ def test_cli_emits_the_report_as_json_on_the_last_line(capsys):
             assert row[f"bound_{path}"] == pytest.approx(expected)
             assert row[f"speedup_{path}"] == pytest.approx(row["full"]["median_ms"] / row[path]["median_ms"])
         # int8 states of width 32/2 = 16 bytes/token + one fp32 scale per channel per 16-token window (16·4/16).
-        assert row["cache_bytes_per_token"] == 16 + 4
+        assert row["state_bytes_per_token"] == 16 + 4 == state_bytes_per_token(16, "int8", 16)  # cache build's too
     assert any(line.lstrip().startswith("split") for line in lines[:-1])  # the table precedes the JSON
 
 
@@ -111,7 +112,7 @@ def test_measure_speedup_times_a_teacher_against_a_student():
     batch = BenchBatch.random(vocab=100, batch=2, q_len=4, p_len=12, seed=0)
     row = measure_speedup(teacher, student, batch, TimingOptions(repeats=1, warmup=0))
     assert row["split"] == 2
-    assert row["cache_bytes_per_token"] == 2 * 32  # fp16, no compression
+    assert row["state_bytes_per_token"] == 2 * 32  # fp16, no compression
     assert row["bound_cached"] == pytest.approx(speedup_bound(ModelShape.from_hf_config(cfg), 2, 4, 12, cached=True))
     speedup = row["full"]["median_ms"] / row["cached"]["median_ms"]
     assert row["speedup_cached"] == pytest.approx(speedup)
@@ -125,7 +126,7 @@ def test_real_checkpoint_is_timed_with_its_own_shape(capsys):
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["shape"] == {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536, "vocab": 30522}
-    assert report["rows"][0]["cache_bytes_per_token"] == 4 * 384
+    assert report["rows"][0]["state_bytes_per_token"] == 4 * 384
 
 
 def test_mlflow_logging_has_one_step_per_split(tmp_path):

@@ -96,6 +96,19 @@ def test_interrupted_build_resumes_without_rewriting(fp32_build):
     assert not [p for p in out.iterdir() if ".tmp-" in p.name]
 
 
+def test_build_reports_the_sweeps_state_bytes_and_its_own_disk_bytes(fp32_build, fp32_model):
+    """The states' bytes per token are the figure a sweep measures for the model (`measure_speedup`), under the same
+    name; the Parquet shards hold more per token (padding, overlaps, ids, offsets, text) under another."""
+    from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
+
+    model = DecoupledModel.from_pretrained(fp32_model)
+    batch = BenchBatch.random(model.hf_config.vocab_size, 2, Q, P, seed=0)
+    swept = measure_speedup(model.hf, model, batch, TimingOptions(repeats=1, warmup=0))["state_bytes_per_token"]
+    record = fp32_build["summary"].to_dict()
+    assert record["state_bytes_per_token"] == swept == 32 * 4  # 32 fp32 values
+    assert record["disk_bytes_per_token"] > record["state_bytes_per_token"] and "bytes_per_token" not in record
+
+
 def test_rerun_of_a_complete_build_encodes_nothing(fp32_build, fp32_model):
     summary = build_cache(options(fp32_model, fp32_build["out"]))
     assert (summary.shards_written, summary.windows_encoded, summary.shards_kept) == (0, 0, 4)

@@ -148,7 +148,8 @@ def test_sweep_survives_losing_worker_nodes_mid_trial(cluster, mlflow_server, ti
                 assert time.monotonic() < deadline, "no trial finished its first epoch in time"
                 time.sleep(0.5)
             lost = training_nodes(cluster)
-            assert lost and not list(shared.glob(f"train/{trial.info.run_name}/*/epoch_002")), "epoch 2 ended first"
+            trial_dir = f"train/*-{trial.data.tags['decouple.trial_id']}"
+            assert lost and not list(shared.glob(f"{trial_dir}/*/epoch_002")), "epoch 2 ended first"
             killed_at, killed_ms = time.monotonic(), time.time() * 1000
             for node in lost:
                 cluster.remove_node(node, allow_graceful=False)  # SIGKILL: its raylet, workers and object store

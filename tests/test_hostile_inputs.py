@@ -199,8 +199,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(cwd: Path, env: dict, *argv: str) -> subprocess.CompletedProcess:
-    """``decouple ARGV`` in a fresh process in ``cwd``, importing this tree's code (not an installed copy's)."""
-    env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))}
+    """``decouple ARGV`` in a fresh process in ``cwd``, importing this checkout's code (not whichever checkout the
+    virtualenv's editable install points at)."""
+    repo = str(Path(__file__).parents[1])
+    env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)}
     return subprocess.run([sys.executable, "-m", "orchestrator.cli", *argv], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -363,19 +365,36 @@ def test_without_an_address_a_local_ray_is_started_never_joined(monkeypatch):
     args = local_init_args(dashboard=True, num_cpus=2)
     assert args["address"] == "local"  # ray.init() without an address would join a `ray start` cluster
     port = args["dashboard_port"]
-    assert args["runtime_env"]["env_vars"] == {"RAY_API_SERVER_ADDRESS": f"http://127.0.0.1:{port}"}
+    assert args["runtime_env"]["env_vars"]["RAY_API_SERVER_ADDRESS"] == f"http://127.0.0.1:{port}"
 
 
-def test_train_beside_another_ray_uses_its_own_without_cleaner_tracebacks(tmp_path, tiny_qa_checkpoint):
+LIBRARY_NOISE = ("Token authentication is enabled", "Started a local Ray instance", "Requesting resources",
+                 "Setting up process group", "Checkpoint successfully created", "Reporting training result",
+                 "Loading weights", "Writing model shards", "LOAD REPORT", "TensorBoard")
+"""What a successful command used to print beside its own lines: Ray's start-up notes, Ray Train's INFO logs,
+transformers' progress bars and its table of the head weights a pre-trained encoder lacks (issue 16)."""
+
+
+def test_train_beside_another_ray_uses_its_own_without_cleaner_tracebacks(tmp_path, tokenizer):
     """A second Ray on the machine made Ray Train's placement-group cleaner fail with 'Found multiple active Ray
-    instances' on every run; the command's own Ray names its dashboard to its workers."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "DECOUPLE_DEBUG")}
+    instances' on every run; the command's own Ray names its dashboard to its workers. Training a teacher from an
+    encoder without a QA head (as from minilm-l6) prints no library noise unless --verbose (`orchestrator.console`)."""
+    from transformers import BertModel
+
+    from tests.conftest import tiny_bert_config
+
+    torch.manual_seed(0)
+    encoder = tmp_path / "encoder"
+    BertModel(tiny_bert_config()).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ADDRESS", "DECOUPLE_DEBUG", "DECOUPLE_VERBOSE", "TRANSFORMERS_VERBOSITY")}
     other = subprocess.Popen([sys.executable, "-c", "import ray, sys, time; ray.init(address='local', num_cpus=1, "
                               "include_dashboard=False); print('up', flush=True); time.sleep(600)"],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         assert other.stdout.readline().strip() == "up"
-        done = _cli(tmp_path, env, "train", "--model", str(tiny_qa_checkpoint), "--data", "synthetic:articles=4",
+        done = _cli(tmp_path, env, "train", "--model", str(encoder), "--data", "synthetic:articles=4",
                     "--eval-articles", "1", "--output-dir", str(tmp_path / "runs"), *TINY_TRAIN)
     finally:
         other.terminate()
@@ -384,6 +403,8 @@ def test_train_beside_another_ray_uses_its_own_without_cleaner_tracebacks(tmp_pa
     assert done.returncode == 0, output[-3000:]
     assert "[ray] started a local Ray with " in done.stderr
     assert "Found multiple active Ray instances" not in output and "Traceback" not in output
+    assert [noise for noise in LIBRARY_NOISE if noise in output] == [], output[-3000:]
+    assert "[train] epoch 1/1: " in output  # our own lines stay
 
 
 # ---- 7. integrity ----------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from orchestrator.pareto import Budget, Objective, dominates, pareto_front, reco
 
 def row(name: str, accuracy: float, speedup: float, nbytes: float, teacher: float = 80.0) -> dict:
     return {"name": name, "accuracy": accuracy, "accuracy_drop": teacher - accuracy, "speedup": speedup,
-            "cache_bytes_per_token": nbytes}
+            "state_bytes_per_token": nbytes}
 
 
 # a: accurate but slow; b: faster, same size; c: dominated by b (worse on all three);
@@ -45,7 +45,7 @@ def test_recommend_fastest_within_budget():
     # No accuracy limit: b and d both at 2.0x, b wins the tie on accuracy.
     assert recommend(ROWS, Budget(max_drop=None))["name"] == "b"
     # A size cap leaves only d.
-    assert recommend(ROWS, Budget(max_drop=None, max_bytes_per_token=200))["name"] == "d"
+    assert recommend(ROWS, Budget(max_drop=None, max_state_bytes_per_token=200))["name"] == "d"
     # Nothing reaches 3x.
     assert recommend(ROWS, Budget(min_speedup=3.0)) is None
 

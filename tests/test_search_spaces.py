@@ -105,8 +105,8 @@ def ratio_five(trial, target):
     return {"split": 2}
 
 
-def with_label_smoothing(trial, target):
-    trial.suggest_float("label_smoothing", 0.0, 0.5)
+def with_unknown_option(trial, target):
+    trial.suggest_float("attention_dropout", 0.0, 0.5)  # `dropout` is a training option; this is not
     return {"split": 2}
 
 
@@ -125,7 +125,7 @@ def nothing(trial, target):
 @pytest.mark.parametrize("define, enqueued, field, hint", [
     (split_past_the_top, None, "split=", "larger than"),
     (ratio_five, None, "compression_ratio=5", "does not divide the hidden size 384"),
-    (with_label_smoothing, None, "'label_smoothing'", "is not a training option"),
+    (with_unknown_option, None, "'attention_dropout'", "is not a training option"),
     (sets_epochs, None, "'epochs'", "set by the sweep's command line"),
     (compression_at_split_zero, None, "'compression_ratio'", "split 0"),
     (any_student_split, lambda m: [{"split": 9}], "split=9", "enqueued point 0"),

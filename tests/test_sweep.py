@@ -22,7 +22,7 @@ from orchestrator.cli import main
 from orchestrator.sweep_runner import concurrent_slots
 
 REPO = Path(__file__).parents[1]
-OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "cache_bytes_per_token")
+OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token")
 DATA = "synthetic:articles=10"
 SETTINGS = '{"max_question_len": 24, "max_passage_len": 64, "doc_stride": 32, "batch_size": 16, "lr": 1e-3}'
 
@@ -119,6 +119,8 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
 
     parent = parent_run(client, "resumable-smoke")
     assert parent.info.status == "FINISHED" and parent.data.metrics["trials_finished"] == 2
+    curve = client.get_metric_history(parent.info.run_id, "curve_accuracy")  # the split curve, against the step
+    assert sorted(m.step for m in curve) == [1, 2]
     assert parent.data.params["space"] == "resumable" and parent.data.tags["git_commit"]
     assert {"ray_version", "torch_version"} <= set(parent.data.tags)
     assert {"pareto_front.json", "pareto_front.png", "split_curve.png", "best_config.json", "trials.json",
@@ -128,8 +130,12 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
     assert sorted(r.data.tags["decouple.trial_id"] for r in trials) == sorted(
         p.name.removeprefix("trial_") for p in sweep_dir.glob("trial_*"))
     for run in trials:
-        assert run.info.status == "FINISHED" and run.info.run_name.startswith("resumable-smoke-")
-        assert set(OBJECTIVES) <= set(run.data.metrics)
+        params = run.data.params
+        name = f"k{params['split']}-r1-{params['cache_dtype']}-{run.data.tags['decouple.trial_id']}"
+        assert run.info.status == "FINISHED" and run.info.run_name == name  # says what the trial trains
+        assert set(OBJECTIVES) <= set(run.data.metrics) and run.data.metrics["split"] == float(params["split"])
+        assert run.data.tags["speed_reliable"] == ("true" if run.data.metrics["speed_reliable"] else "false")
+        assert run.data.tags["mlflow.note.content"].startswith(f"split {params['split']}, ratio 1, ")
         assert run.data.metrics["speedup"] > 0 and run.data.metrics["speedup_bound"] >= 1
         assert client.get_metric_history(run.info.run_id, "eval_score")  # per-epoch metrics
         assert "checkpoint" in artifact_paths(client, run.info.run_id)
@@ -137,7 +143,7 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
     assert sorted(r.data.metrics["teacher_logits_reused"] for r in trials) == [0.0, 1.0]
     int8 = next(r for r in trials if r.data.params["cache_dtype"] == "int8")
     fp32 = next(r for r in trials if r.data.params["cache_dtype"] == "fp32")
-    assert int8.data.metrics["cache_bytes_per_token"] < fp32.data.metrics["cache_bytes_per_token"]
+    assert int8.data.metrics["state_bytes_per_token"] < fp32.data.metrics["state_bytes_per_token"]
 
     assert main(["report", str(sweep_dir), "--max-drop", "100", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -148,8 +154,8 @@ BAD_SPACES = {
     "split_too_deep": ("trial.suggest_int('split', 1, target.num_layers + 1)", "split=3 is larger than"),
     "ratio_not_dividing": ("trial.suggest_categorical('compression_ratio', [5]); return {'split': 1}",
                            "compression_ratio=5 does not divide the hidden size 32"),
-    "unknown_parameter": ("trial.suggest_float('label_smoothing', 0.0, 0.3); return {'split': 1}",
-                          "'label_smoothing' is not a training option"),
+    "unknown_parameter": ("trial.suggest_float('attention_dropout', 0.0, 0.3); return {'split': 1}",
+                          "'attention_dropout' is not a training option"),
 }
 
 
@@ -209,7 +215,7 @@ def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_obj
         if i < len(points):
             assert points[i].items() <= config.items()  # enqueued points come first, as given
         check_config(config, target, base)
-        searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "cache_bytes_per_token": 64.0})
+        searcher.on_trial_complete(f"t{i}", {"accuracy": 50.0 + i, "speedup": 1.0 + i, "state_bytes_per_token": 64.0})
     assert len(searcher._ot_study.trials) == len(points) + 3
     assert all(t.state.name == "COMPLETE" for t in searcher._ot_study.trials)
 

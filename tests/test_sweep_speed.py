@@ -7,7 +7,7 @@ import pytest
 from orchestrator.sweep_trial import BenchSettings, TrialContext, _speed, teacher_key
 from orchestrator.train_options import TrainOptions
 
-FIGURES = ("speedup", "speedup_bound", "cache_bytes_per_token", "teacher_ms", "student_cached_ms")
+FIGURES = ("speedup", "speedup_bound", "state_bytes_per_token", "teacher_ms", "student_cached_ms")
 
 
 @pytest.fixture

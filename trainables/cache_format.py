@@ -395,11 +395,16 @@ class VerifyReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def disk_bytes_per_token(self) -> float:
+        """The shards' bytes per valid passage token (states of every window position, token ids, offsets, text);
+        the states alone are ``state_bytes_per_token`` (`trainables.quantization`)."""
+        return self.bytes / self.valid_tokens if self.valid_tokens else 0.0
+
     def summary(self) -> str:
         status = ("ok" if self.ok else f"{len(self.problems)} problem(s)") + (" (deep)" if self.deep else "")
-        per_token = self.bytes / self.valid_tokens if self.valid_tokens else 0.0
         return (f"{self.cache_dir}: {status}: {self.shards} shards, {self.rows} windows, {self.bytes} bytes "
-                f"({per_token:.1f} bytes/token)")
+                f"({self.disk_bytes_per_token:.1f} disk bytes/token)")
 
 
 def verify_cache(cache_dir: str | Path, *, deep: bool = False) -> VerifyReport:

@@ -79,11 +79,13 @@ def predict_qa_logits(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     passage_states: PassageStatesFn | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Start and end logits (N, Q+P) fp32 on the CPU for every row of ``features``, in row order.
 
     ``passage_states`` (row indices -> (PassageStates, passage mask)) replaces the live passage encoder with cached
-    states for those rows; the question is still encoded live.
+    states for those rows; the question is still encoded live. ``progress`` is called with the number of rows of
+    each batch once it is done.
     """
     _check_call(model, features, "qa", batch_size)
     starts, ends = [], []
@@ -95,6 +97,8 @@ def predict_qa_logits(
                 out = _cached_output(model, features, rows, device, passage_states)
             starts.append(out.start_logits.float().cpu())
             ends.append(out.end_logits.float().cpu())
+            if progress is not None:
+                progress(len(rows))
     return torch.cat(starts), torch.cat(ends)
 
 
@@ -106,14 +110,15 @@ def evaluate_qa(
     version_2: bool = False,
     device: str | torch.device = "cpu",
     passage_states: PassageStatesFn | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict, dict[str, str]]:
     """SQuAD scores of ``model`` on ``features`` and its answer text per example id.
 
     ``version_2`` allows "no answer" predictions and reports the v2.0 HasAns/NoAns breakdown; otherwise v1.1
-    exact match / F1. Scores cover every example in ``features.examples``.
+    exact match / F1. Scores cover every example in ``features.examples``. ``progress``: see `predict_qa_logits`.
     """
     start_logits, end_logits = predict_qa_logits(
-        model, features, batch_size=batch_size, device=device, passage_states=passage_states
+        model, features, batch_size=batch_size, device=device, passage_states=passage_states, progress=progress
     )
     spans, _ = decode_spans(start_logits, end_logits, features, allow_no_answer=version_2)
     predictions = {example_id: span.text for example_id, span in spans.items()}
@@ -122,14 +127,18 @@ def evaluate_qa(
 
 
 def evaluate_pairs(
-    model: DecoupledModel, features: PairFeatures, *, batch_size: int = 32, device: str | torch.device = "cpu"
+    model: DecoupledModel, features: PairFeatures, *, batch_size: int = 32, device: str | torch.device = "cpu",
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[dict, list[int]]:
-    """Accuracy / F1 of ``model`` on ``features`` and the predicted class of every row, in row order."""
+    """Accuracy / F1 of ``model`` on ``features`` and the predicted class of every row, in row order.
+    ``progress`` is called with the number of rows of each batch once it is done."""
     _check_call(model, features, "pair", batch_size)
     predicted = []
     with _eval_mode(model, device):
         for rows in _batches(len(features), batch_size):
             predicted.append(_live_output(model, features, rows, device).logits.argmax(dim=-1).cpu())
+            if progress is not None:
+                progress(len(rows))
     predictions = torch.cat(predicted)
     metrics = pair_metrics(predictions, features.labels, num_labels=model.config.num_labels)
     return metrics, predictions.tolist()

@@ -28,6 +28,15 @@ def quantize(states: torch.Tensor, mask: torch.Tensor, dtype: str) -> tuple[torc
     return values, scale
 
 
+def state_bytes_per_token(width: int, dtype: str, passage_len: int) -> float:
+    """Bytes of one passage token's cached state: its ``width`` values in ``dtype`` plus, for int8, its share of the
+    window's fp32 scales (4·C/P). Sweeps, reports, `decouple bench` and `decouple cache build` all call this figure
+    ``state_bytes_per_token``; a cache's files hold more per token (``disk_bytes_per_token``: padding positions,
+    token ids, offsets, text)."""
+    values = width * torch.empty((), dtype=_STORE[dtype]).element_size()
+    return values + (4 * width / passage_len if dtype == "int8" else 0.0)
+
+
 def dequantize(values: torch.Tensor, scale: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
     """Inverse of `quantize`: values (B, P, C) (+ scale (B, 1, C)) -> (B, P, C) in ``dtype``."""
     if scale is None:

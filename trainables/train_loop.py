@@ -625,5 +625,6 @@ class _Progress:
             return
         self.shown = tenths
         rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+        left = f", {(self.total - self.done) / rate:.0f} s left" if self.done < self.total else ""
         print(f"[train] {self.label} [{'#' * tenths}{'.' * (10 - tenths)}] {self.done}/{self.total} steps, "
-              f"{rate:.1f} steps/s, loss {loss.item():.4f}", flush=True)
+              f"{rate:.1f} steps/s{left}, loss {loss.item():.4f}", flush=True)
