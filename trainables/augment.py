@@ -13,12 +13,12 @@ import torch
 
 def mask_tokens(ids: torch.Tensor, attention_mask: torch.Tensor, probability: float, mask_id: int,
                 keep_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``ids`` (B, S) with each real token (``attention_mask`` 1) not in ``keep_ids`` (K,) replaced by ``mask_id``
+    """``ids`` (B, S) with each real token (``attention_mask`` 1) not in ``keep_ids`` (K,), on the same device, replaced by ``mask_id``
     with ``probability``; special tokens ([CLS], [SEP]) and padding stay. Returns a new (B, S) tensor."""
     if probability <= 0:
         return ids
     draw = torch.rand(ids.shape, generator=generator, device=ids.device)
-    maskable = attention_mask.bool() & ~torch.isin(ids, keep_ids.to(ids.device))
+    maskable = attention_mask.bool() & ~torch.isin(ids, keep_ids)
     return torch.where(maskable & (draw < probability), torch.full_like(ids, mask_id), ids)
 
 

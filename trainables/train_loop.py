@@ -294,11 +294,11 @@ class Worker:
         self.student.tokenizer = tokenizer
         if cfg.decoupled.task == "pair":
             name_classes(self.student, self.data.label_names)
-        self.masking = None
         if cfg.mask_augment > 0:
             if tokenizer.mask_token_id is None:
                 raise ValueError("mask_augment: the model's tokenizer has no mask token; set mask_augment to 0")
-            self.masking = (cfg.mask_augment, tokenizer.mask_token_id, torch.tensor(tokenizer.all_special_ids))
+            special = torch.tensor(tokenizer.all_special_ids, device=self.device)  # on the device once, not per step
+            self.masking = (cfg.mask_augment, tokenizer.mask_token_id, special)
         if cfg.optim.dropout is not None:
             set_dropout(self.student, cfg.optim.dropout)
         self.model = self._prepare_model()
