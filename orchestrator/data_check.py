@@ -7,7 +7,7 @@ printed here: the workers load the data again and report them.
 """
 from __future__ import annotations
 
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from trainables.data_errors import DataError, LoadReport, problems_unlogged
 from trainables.label_sets import parse_labels
 

@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 from orchestrator.data_check import check_training_data
 from orchestrator.ray_session import start_ray
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from orchestrator.sweep_results import command_line, write_results
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
@@ -252,7 +252,7 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
     sweep that needed it first), or reuse the one already there."""
     from orchestrator.tracking import Tracking
     from orchestrator.train import run_training
-    from orchestrator.train_options import TrainOptions
+    from trainables.options import TrainOptions
 
     options = TrainOptions.from_dict(teacher_options(base))
     key = teacher_key(options)
@@ -273,7 +273,7 @@ def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
     """A teacher passed with ``--teacher`` (a directory, a bucket URI or a hub name): its accuracy is the one its
     training run recorded (metrics.json); a model without that record (a hub model) needs ``eval_data`` to be scored
     on (`rescored_teacher`), and has no accuracy until then."""
-    from orchestrator.train_options import model_location
+    from trainables.model_source import model_location
 
     try:
         folder = model_location(path, "--teacher")
@@ -462,7 +462,8 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
     from orchestrator.teacher_check import check_teacher
-    from orchestrator.train_options import model_location, resolve_model_path
+    from trainables.model_source import model_location, resolve_model_path
+    from trainables.option_checks import check_sources
 
     if previous:
         base = checked = previous.base
@@ -471,7 +472,7 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
         base = base_options(options, spec, options.model if is_uri(options.model) else model, storage)
         teacher = options.teacher and model_location(options.teacher, "teacher")
         checked = {**base, "teacher": teacher or base["model"]}  # the teacher-to-be has the model's shape
-        classes = check_training_data(TrainOptions.from_dict(teacher_options(base)))
+        classes = check_training_data(check_sources(TrainOptions.from_dict(teacher_options(base))))
         if teacher:
             check_teacher(options.teacher, teacher, options.task, classes)
             given_teacher(options.teacher, options.eval_data)  # its score is known, or can be measured

@@ -32,17 +32,11 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from orchestrator.sweep_tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run, for_comparison
 from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import log_checkpoint
-from search_spaces.base import STUDENT_ONLY
 from trainables import storage
+from trainables.options import SPEED, TEACHER, fields_with
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
-TEACHER_NEUTRAL = STUDENT_ONLY | {"mode", "teacher", "split", "output_dir", "progress", "resume_from",
-                                  "max_failures", "teacher_logits_cache"}
-"""`TrainOptions` fields that do not change a full model's trained weights."""
-SPEED_FIELDS = ("model", "teacher", "task", "split", "compression_ratio", "cache_dtype", "cross_embeddings",
-                "max_question_len", "max_passage_len", "use_gpu")
-"""`TrainOptions` fields a trial's measured speed depends on."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +138,7 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     from transformers import AutoConfig
 
     from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
-    from orchestrator.train_options import resolve_model_path
+    from trainables.model_source import resolve_model_path
     from trainables.decoupled import DecoupledModel
     from trainables.decoupled_config import DecoupledConfig
 
@@ -258,7 +252,7 @@ def _kept_speed(location: str | None) -> dict[str, float] | None:
 
 def speed_key(options, context: TrialContext) -> str:
     """Name of a trial's speed figures: a hash of what they depend on (architecture, lengths, device, the batch)."""
-    shaping = {k: getattr(options, k) for k in SPEED_FIELDS}
+    shaping = {k: getattr(options, k) for k in sorted(fields_with(SPEED))}
     what = {**shaping, "bench": asdict(context.bench), "worker_cpus": context.worker_cpus}
     return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -287,8 +281,9 @@ def reuses_teacher(options, context: TrialContext) -> bool:
 
 def teacher_key(options) -> str:
     """Stable name of a full-model training run: a hash of the `TrainOptions` that shape its weights (where it
-    writes, and what only students use, left out). A split-0 trial with the teacher's key is the teacher."""
-    shaping = {k: v for k, v in sorted(options.to_dict().items()) if k not in TEACHER_NEUTRAL}
+    writes, and what only students use, left out: the fields without the `TEACHER` role). A split-0 trial with the
+    teacher's key is the teacher."""
+    shaping = {k: v for k, v in sorted(options.to_dict().items()) if k in fields_with(TEACHER)}
     return hashlib.sha1(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

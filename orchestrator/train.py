@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.publish import publish
-from orchestrator.train_options import RENAMED, TrainOptions, model_location
+from trainables.model_source import model_location
+from trainables.options import RENAMED, TrainOptions
 from trainables import storage
 
 if TYPE_CHECKING:
@@ -62,8 +63,9 @@ def run_training(
     ``storage_path`` is where Ray Train keeps checkpoints (default: ``options.output_dir``): a directory or a bucket
     URI (`trainables.storage`); the result's checkpoint is a location of the same kind. ``callbacks`` are extra
     Ray Train callbacks for the run's RunConfig; ``probe`` runs on rank 0 before training and its figures join every
-    report (`LoopConfig.probe`). Raises ``ValueError`` with one line when a worker fails on bad
-    input (data, checkpoint), after marking the MLflow run FAILED.
+    report (`LoopConfig.probe`). ``options`` are taken as checked against their files (`check_sources`: the command,
+    or the sweep's dry run, did it once). Raises ``ValueError`` with one line when a worker fails on bad input (data,
+    checkpoint), after marking the MLflow run FAILED.
     """
     from orchestrator.tracking import MlflowEpochMetrics, end_run
 
@@ -268,8 +270,9 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.ray_session import ray_session
     from orchestrator.teacher_check import check_teacher
     from orchestrator.tracking import Tracking, project_tracking_uri
+    from trainables.option_checks import check_sources
 
-    options = quiet_for_json(options_from_args(args), args)
+    options = check_sources(quiet_for_json(options_from_args(args), args))
     if args.storage_path is not None:
         storage.check_directory_target(args.storage_path, "storage_path")
     classes = check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainables.options import RENAMED, RUNNER, STUDENT, TrainOptions, fields_with
+
 if TYPE_CHECKING:
     import optuna
-
-    from orchestrator.train_options import TrainOptions
 
 METRICS: dict[str, str] = {
     "accuracy": "F1 (qa) or accuracy (pair) on the held-out data, in percent",
@@ -31,17 +31,11 @@ METRICS: dict[str, str] = {
 MODES = ("max", "min")
 SCHEDULERS = ("asha",)
 SAMPLERS = ("tpe", "nsga2")
-RUNNER_FIELDS = frozenset({
-    "mode", "model", "teacher", "data", "eval_data", "task", "output_dir", "num_workers", "use_gpu", "precision",
-    "resume_from", "progress", "epochs", "max_train_examples", "max_eval_examples", "teacher_logits_cache",
-})
+RUNNER_FIELDS = fields_with(RUNNER)
 """`TrainOptions` fields the runner owns: a search space may not set them (the sweep's command line does)."""
-STUDENT_ONLY = frozenset({
-    "compression_ratio", "compression_phase1_epochs", "cache_dtype", "cross_embeddings", "passage_positions",
-    "kd_temperature",
-    "kd_ratio", "kd_alpha", "hidden_weight", "attention_weight", "lrs_weight", "student_init",
-})
-"""Fields that mean nothing for split 0 (the full model): a space must make them conditional on split >= 1."""
+STUDENT_ONLY = fields_with(STUDENT) | {old for old, new in RENAMED.items() if new in fields_with(STUDENT)}
+"""Fields (and their old names) that mean nothing for split 0 (the full model): a space must make them conditional
+on split >= 1."""
 VALIDATION_SAMPLES = 64
 """Random configs drawn by `validate_spec` on top of the enqueued points."""
 
@@ -205,8 +199,6 @@ def trial_options(config: Mapping[str, Any], base: Mapping[str, Any]) -> "TrainO
     ``split == 0`` is the full model (mode teacher); ``split >= 1`` a student distilled from ``base['teacher']``.
     Raises ValueError naming the offending field.
     """
-    from orchestrator.train_options import TrainOptions
-
     check_keys(config)
     values = {**base, **config}
     values["mode"] = "student" if int(values.get("split", 0)) >= 1 else "teacher"
@@ -215,8 +207,6 @@ def trial_options(config: Mapping[str, Any], base: Mapping[str, Any]) -> "TrainO
 
 def check_names(keys: Iterable[str]) -> None:
     """Every key a training option a sweep definition may set."""
-    from orchestrator.train_options import RENAMED, TrainOptions
-
     known = ({f.name for f in fields(TrainOptions)} | set(RENAMED)) - RUNNER_FIELDS
     for key in keys:
         if key in RUNNER_FIELDS:
@@ -237,13 +227,15 @@ def check_keys(config: Mapping[str, Any]) -> None:
 
 
 def check_config(config: Mapping[str, Any], target: Target, base: Mapping[str, Any]) -> None:
-    """Raise ValueError (one line naming the field) if ``config`` cannot train on ``target``."""
+    """Raise ValueError (one line naming the field) if ``config`` cannot train on ``target`` (its options checked
+    against the model's files too: `check_sources`)."""
     from trainables.decoupled_config import DecoupledConfig
+    from trainables.option_checks import check_sources
 
     check_keys(config)
     decoupled = {k: config[k] for k in ("split", "compression_ratio", "cache_dtype", "cross_embeddings") if k in config}
     DecoupledConfig(**decoupled).check_against(target.num_layers, target.hidden_size)
-    trial_options(config, base)
+    check_sources(trial_options(config, base))
 
 
 def validate_spec(

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from orchestrator.train import loop_config
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from tests.test_train import TINY, _tiny_checkpoint
 from trainables.augment import masked_batch, mask_tokens
 from trainables.decoupled import DecoupledModel

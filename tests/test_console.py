@@ -55,7 +55,7 @@ def test_a_setting_of_the_user_wins(monkeypatch):
 
 def test_ray_train_runs_take_the_console_settings(tiny_qa_checkpoint, tmp_path):
     from orchestrator.train import _trainer, loop_config
-    from orchestrator.train_options import TrainOptions
+    from trainables.options import TrainOptions
 
     options = TrainOptions(model=str(tiny_qa_checkpoint), output_dir=str(tmp_path))
     with console(False):

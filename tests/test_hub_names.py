@@ -13,7 +13,7 @@ from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceCl
 
 from orchestrator.cli import main
 from orchestrator.train import loop_config
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from trainables.model_source import resolve_model
 
 SHA = "a" * 40

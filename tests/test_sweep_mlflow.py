@@ -7,7 +7,7 @@ from mlflow.tracking import MlflowClient
 from orchestrator.sweep_tracking import for_comparison, log_curves
 from orchestrator.sweep_trial import describe_trial_run, trial_run_name
 from orchestrator.tracking import Tracking, default_tracking_uri, start_run
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 
 
 def row(split: int, accuracy: float, speedup: float, ratio: int = 1, reliable: float = 1.0) -> dict:

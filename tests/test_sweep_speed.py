@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from orchestrator.sweep_trial import BenchSettings, TrialContext, _speed, teacher_key
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 
 FIGURES = ("speedup", "speedup_bound", "state_bytes_per_token", "teacher_ms", "student_cached_ms")
 

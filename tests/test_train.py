@@ -13,7 +13,7 @@ from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 from orchestrator.cli import main as cli_main
 from orchestrator.tracking import Tracking, default_tracking_uri
 from orchestrator.train import loop_config, run_training, worker_input_error
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from trainables.decoupled import DecoupledModel
 from trainables.data_errors import DataError
 from trainables.decoupled_config import DecoupledConfig

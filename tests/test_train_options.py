@@ -4,7 +4,9 @@ import pytest
 from transformers import BertConfig, BertModel
 
 from orchestrator.tracking import Tracking, default_tracking_uri, flatten
-from orchestrator.train_options import TrainOptions, resolve_model_path
+from trainables.model_source import resolve_model_path
+from trainables.option_checks import check_sources
+from trainables.options import TrainOptions
 
 
 def _config_dir(path: Path, layers: int = 2, hidden: int = 32) -> str:
@@ -78,16 +80,16 @@ def test_yaml_errors_name_the_file_and_the_field(tmp_path):
 def test_bad_options_name_the_field(teacher_dir, changes, message):
     base = dict(mode="student", teacher=teacher_dir, split=2, max_passage_len=60, doc_stride=20)
     with pytest.raises(ValueError, match=message):
-        TrainOptions(**{**base, **changes})
+        check_sources(TrainOptions(**{**base, **changes}))
 
 
 def test_feature_losses_need_a_teacher_of_the_students_shape(tmp_path, teacher_dir):
     small = _config_dir(tmp_path / "small", layers=2, hidden=32)
     kwargs = dict(mode="student", teacher=teacher_dir, model=small, student_init="pretrained", split=1,
                   max_passage_len=60, doc_stride=20)
-    assert TrainOptions(**kwargs).uses_teacher  # logit KD works across shapes
+    assert check_sources(TrainOptions(**kwargs)).uses_teacher  # logit KD works across shapes
     with pytest.raises(ValueError, match=r"^teacher: 4 layers × 32 wide, the student 2 × 32"):
-        TrainOptions(**kwargs, hidden_weight=0.5)
+        check_sources(TrainOptions(**kwargs, hidden_weight=0.5))
 
 
 def test_student_without_distillation_may_start_from_the_pretrained_model():
@@ -146,3 +148,40 @@ def test_kd_alpha_still_works_as_one_minus_kd_ratio_with_a_deprecation_line(caps
     assert capsys.readouterr().err.count("\n") == 1
     with pytest.raises(ValueError, match="kd_alpha and kd_ratio are both set"):
         TrainOptions.from_dict({"kd_alpha": 0.5, "kd_ratio": 0.5})
+
+
+# ---- the options schema: roles on the fields, no file read on construction -----------------------------------------
+def test_every_field_declares_its_roles():
+    from dataclasses import fields
+
+    from trainables.options import ROLES
+
+    for f in fields(TrainOptions):
+        assert "roles" in f.metadata and f.metadata["roles"] <= set(ROLES), f"{f.name}: declare it with option()"
+
+
+def test_the_teacher_key_is_pinned():
+    """Existing teachers are found by this key under <storage>/teachers/: the fields' roles must not move it."""
+    from orchestrator.sweep_trial import teacher_key
+
+    assert teacher_key(TrainOptions()) == "f838c2c20966"
+    assert teacher_key(TrainOptions(task="pair", lr=3e-5, epochs=3, max_passage_len=128, seed=7,
+                                    dropout=0.2)) == "07023f8483a2"
+
+
+def test_the_speed_key_is_pinned():
+    from orchestrator.sweep_trial import TrialContext, speed_key
+
+    context = TrialContext(sweep="s", base={}, tracking_uri="x", experiment="e", parent_run_id="p", teacher={},
+                           train_storage="t")
+    options = TrainOptions(mode="student", split=3, kd_ratio=0.0, student_init="pretrained", compression_ratio=4,
+                           cache_dtype="int8")
+    assert speed_key(options, context) == "b02c49a943a7"
+
+
+def test_construction_and_replace_read_no_file(monkeypatch):
+    import trainables.option_checks as checks
+
+    monkeypatch.setattr(checks, "_check_model_fits", lambda o: (_ for _ in ()).throw(AssertionError("read")))
+    options = TrainOptions(model="/no/such/model", data="missing.json").replace(split=0, lr=1e-4)
+    assert options.model == "/no/such/model"  # checked only when asked: check_sources

