@@ -12,7 +12,7 @@ import math
 import sys
 from dataclasses import asdict, dataclass
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 
 
 @dataclass(frozen=True)

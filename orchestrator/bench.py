@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 from orchestrator.flops import SHAPE_PRESETS, ModelShape, speedup_bound
 from orchestrator.speed_reliability import UNRELIABLE_MARK, cores, is_reliable, load_average, unreliable_reasons
 from trainables.decoupled_config import CACHE_DTYPES

@@ -3,14 +3,19 @@
     add_arguments(parser: argparse.ArgumentParser) -> None
     run(args: argparse.Namespace) -> int
 
-and is imported only when it is registered, so `decouple --help` stays import-light.
+and is imported only when it is dispatched: `decouple --help` lists the commands from `SUBCOMMANDS` alone and loads
+no torch, transformers, Ray or MLflow (tests/test_cli_imports.py).
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
+from collections.abc import Sequence
+
+from orchestrator.errors import UserError
 
 # name -> (module, one-line help). Order is the order shown in --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,28 +34,26 @@ VERBOSE_HELP = ("show every library log: Ray's, Ray Train/Tune/Data's, transform
                 "bars, MLflow's (also DECOUPLE_VERBOSE=1)")
 
 
-class UserError(Exception):
-    """Bad input from the user: printed as one line, exit code 2, no traceback."""
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The `decouple` parser. With ``argv``, only the command it names is imported and given its flags (the others
+    are listed by name and help text); without, every command is."""
     parser = argparse.ArgumentParser(
         prog="decouple",
         description="Decoupled (DeFormer-style) transformers: evaluate, benchmark, train, cache and sweep.",
     )
     parser.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # The top level's only flags take no value, so the first other word is the command.
+    wanted = set(SUBCOMMANDS) if argv is None else {next((a for a in argv if not a.startswith("-")), None)}
     for name, (module_name, help_text) in SUBCOMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
+        if importlib.util.find_spec(module_name) is None:
             continue  # subcommand not shipped in this build
         p = sub.add_parser(name, help=help_text, description=help_text)
-        add_verbose(p)
-        module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        if name in wanted:
+            module = importlib.import_module(module_name)
+            add_verbose(p)
+            module.add_arguments(p)
+            p.set_defaults(_run=module.run)
     return parser
 
 
@@ -62,7 +65,8 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     from orchestrator.console import console
 
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "_run"):
         parser.print_help()
@@ -87,7 +91,4 @@ def one_line(err: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    # `python -m orchestrator.cli`: run the imported module's main, so UserError is the class the commands raise.
-    from orchestrator.cli import main as imported_main
-
-    sys.exit(imported_main())
+    sys.exit(main())

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
 from trainables.storage import resolve
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 from trainables.storage import is_uri
 
 CHECK_TIMEOUT_S = 120.0

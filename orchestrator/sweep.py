@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.cli import UserError
+from orchestrator.errors import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
