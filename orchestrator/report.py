@@ -87,7 +87,7 @@ def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
     """The report of the sweep in ``sweep_dir``."""
-    from orchestrator.sweep_runner import SweepRecord
+    from orchestrator.sweep_record import SweepRecord
 
     record = SweepRecord.load(sweep_dir)
     rows, others, trial_ids = load_rows(sweep_dir)

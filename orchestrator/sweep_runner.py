@@ -28,6 +28,7 @@ from orchestrator.ray_session import start_ray
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
 from trainables.options import TrainOptions
+from orchestrator.sweep_record import SweepRecord
 from orchestrator.sweep_results import command_line, write_results
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
@@ -38,7 +39,6 @@ from trainables.storage import check_directory_target, exists, is_uri, join, rea
 if TYPE_CHECKING:
     from orchestrator.report import SweepReport
 
-RECORD = "sweep.json"
 TEACHER_RECORD = "teacher.json"
 DRIVER_MEMORY = 256 * 2**20
 """Logical memory a trial's Tune function asks for: it only drives its Train run (whose workers hold the CPUs/GPUs)
@@ -122,36 +122,6 @@ class SweepOptions:
         check_directory_target(self.storage, "storage")
         if self.tracking_uri is None:
             default_tracking_uri(self.storage)  # refuses a bucket before anything starts
-
-
-@dataclass(frozen=True)
-class SweepRecord:
-    """What a sweep was started with (``<sweep dir>/sweep.json``): read back by `--resume` and `decouple report`."""
-
-    sweep: str
-    space: str
-    source: str
-    smoke: bool
-    num_samples: int
-    max_concurrent: int
-    base: dict[str, Any]
-    teacher: dict[str, Any]
-    tracking_uri: str
-    experiment: str
-    parent_run_id: str
-    metrics: list[str]
-    modes: list[str]
-    target: dict[str, int]
-
-    def save(self, folder: str) -> None:
-        write_text(join(folder, RECORD), json.dumps(asdict(self), indent=1))
-
-    @classmethod
-    def load(cls, folder: str) -> "SweepRecord":
-        path = join(str(folder), RECORD)
-        if not exists(path):
-            raise UserError(f"{folder}: no {RECORD}; pass the directory of a sweep started by `decouple sweep`")
-        return cls(**json.loads(read_text(path)))
 
 
 @dataclass

@@ -99,7 +99,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     from ray.train.torch import TorchTrainer
 
     from orchestrator.console import train_log_level, worker_env
-    from trainables.loop_config import train_loop_per_worker
+    from trainables.worker_entry import train_loop_per_worker
 
     return TorchTrainer(
         train_loop_per_worker,

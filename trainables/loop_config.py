@@ -1,15 +1,13 @@
-"""What the driver hands each Ray Train worker (`LoopConfig`), the checkpoint layout the loop writes, and the
-workers' entry point.
+"""What the driver hands each Ray Train worker (`LoopConfig`) and the checkpoint layout the loop writes.
 
-Nothing here imports torch: Ray Train's controller and the sweep's trial drivers unpickle the entry function and its
-config without training anything, and importing torch and transformers would cost each of them seconds per run.
+Nothing here imports torch: Ray Train's controller and the sweep's trial drivers unpickle the config (and the entry
+point, `trainables.worker_entry`) without training anything, and importing torch and transformers would cost each of
+them seconds per run.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -25,27 +23,6 @@ WEIGHTS = "model.safetensors"
 PRECISIONS = ("fp32", "bf16", "fp16")
 VERBOSE_ENV = "DECOUPLE_VERBOSE"
 """Set (non-empty) by ``decouple --verbose`` for the command and the workers it starts (`orchestrator.console`)."""
-
-
-def train_loop_per_worker(config: dict) -> None:
-    """Ray Train entry point; ``config["loop"]`` is a `LoopConfig`. The loop itself is imported here, on the worker."""
-    from trainables.train_loop import run_worker
-
-    _quiet_ray_train_reports()
-    run_worker(config["loop"])
-
-
-def _quiet_ray_train_reports() -> None:
-    """Ray Train logs every report of a worker ("Reporting training result ...", the whole metrics dict) at INFO on a
-    logger named after its source file, which its ``LoggingConfig`` does not reach; that logger is set to WARNING
-    here unless --verbose. The epoch line our loop prints says the same in one line."""
-    if os.environ.get(VERBOSE_ENV):
-        return
-    try:
-        from ray.train.v2._internal.execution import context
-    except ImportError:  # another Ray: its reports may log elsewhere; a log setting is no reason to fail training
-        return
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)

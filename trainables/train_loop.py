@@ -228,7 +228,7 @@ def _logits(out: DecoupledOutput) -> torch.Tensor:
 
 # ---- the loop -----------------------------------------------------------------------------------------------------
 def run_worker(cfg: LoopConfig) -> None:
-    """One Ray Train worker's whole run (`loop_config.train_loop_per_worker` calls it)."""
+    """One Ray Train worker's whole run (`worker_entry.train_loop_per_worker` calls it)."""
     import ray.train
     import ray.train.torch
 

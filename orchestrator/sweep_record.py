@@ -1,0 +1,42 @@
+"""What a sweep was started with, kept as ``<sweep dir>/sweep.json``: written by the runner, read back by `--resume`
+and `decouple report`."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from orchestrator.errors import UserError
+from trainables.storage import exists, join, read_text, write_text
+
+RECORD = "sweep.json"
+
+
+@dataclass(frozen=True)
+class SweepRecord:
+    """What a sweep was started with (``<sweep dir>/sweep.json``): read back by `--resume` and `decouple report`."""
+
+    sweep: str
+    space: str
+    source: str
+    smoke: bool
+    num_samples: int
+    max_concurrent: int
+    base: dict[str, Any]
+    teacher: dict[str, Any]
+    tracking_uri: str
+    experiment: str
+    parent_run_id: str
+    metrics: list[str]
+    modes: list[str]
+    target: dict[str, int]
+
+    def save(self, folder: str) -> None:
+        write_text(join(folder, RECORD), json.dumps(asdict(self), indent=1))
+
+    @classmethod
+    def load(cls, folder: str) -> "SweepRecord":
+        path = join(str(folder), RECORD)
+        if not exists(path):
+            raise UserError(f"{folder}: no {RECORD}; pass the directory of a sweep started by `decouple sweep`")
+        return cls(**json.loads(read_text(path)))
