@@ -97,7 +97,7 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
-    from orchestrator.speed_reliability import UNRELIABLE_MARK, is_reliable
+    from trainables.speed_reliability import UNRELIABLE_MARK, is_reliable
     from orchestrator.sweep_tracking import format_table
 
     b = report.budget

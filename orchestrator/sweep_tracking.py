@@ -14,7 +14,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.speed_reliability import UNRELIABLE_MARK, cores, is_reliable
+from trainables.speed_reliability import UNRELIABLE_MARK, cores, is_reliable
 from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_metrics, log_params
 
 SWEEP_TAG = "decouple.sweep"

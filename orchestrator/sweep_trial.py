@@ -5,9 +5,9 @@ Per trial, in order:
 
 1. the sampled config becomes `TrainOptions` (`search_spaces.base.trial_options`);
 2. the trial's speed: the student's cached path timed against the teacher on a fixed random batch
-   (`bench.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the architecture
-   alone, not on the weights, so it is measured once per architecture in a sweep (`trial_speed`, kept under the
-   sweep's storage), by the trial's rank-0 training worker before it trains (`LoopConfig.probe`), and every report
+   (`trainables.timing.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the
+   architecture alone, not on the weights, so it is measured once per architecture in a sweep
+   (`trainables.trial_speed`, kept under the sweep's storage), by the trial's rank-0 training worker before it trains (`LoopConfig.probe`), and every report
    carries it (multi-objective searchers read all objectives from each result);
 3. `run_training` runs a `TorchTrainer` under ``<train storage>/<sweep>-<trial id>`` with `SweepReportCallback`, which
    forwards each epoch's metrics to Tune with the speed figures and the accuracy drop against the teacher added, and
@@ -34,28 +34,10 @@ from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import log_checkpoint
 from trainables import storage
 from trainables.options import SPEED, TEACHER, fields_with
+from trainables.trial_speed import BenchSettings, kept_speed, trial_speed
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
-
-
-@dataclass(frozen=True)
-class BenchSettings:
-    """The fixed batch each trial times its student on (question and passage lengths are the trial's own)."""
-
-    batch_size: int = 8
-    """Rows in the batch."""
-    repeats: int = 5
-    """Timed calls per path; medians are reported."""
-    warmup: int = 1
-    """Untimed calls per path first."""
-    seed: int = 0
-    """Seed of the random token ids."""
-
-    def __post_init__(self) -> None:
-        for name, low in (("batch_size", 1), ("repeats", 1), ("warmup", 0)):
-            if getattr(self, name) < low:
-                raise ValueError(f"BenchSettings.{name}={getattr(self, name)} must be >= {low}")
 
 
 @dataclass(frozen=True)
@@ -129,47 +111,6 @@ def describe_trial_run(uri: str, run_id: str, final: Mapping[str, Any]) -> None:
     client.set_tag(run_id, "speed_reliable", str(reliable).lower())
 
 
-def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
-    """Time the student ``options`` describes against its teacher on one fixed random batch (random weights of the
-    teacher's architecture: speed does not depend on their values), on the trial's device with the threads Ray gives
-    the calling task (one per CPU, as a training worker gets). ``speed_reliable`` (1.0 or 0.0) and ``speed_load``
-    say whether the figures can be reported as facts (`orchestrator.speed_reliability`)."""
-    import torch
-    from transformers import AutoConfig
-
-    from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
-    from trainables.model_source import resolve_model_path
-    from trainables.decoupled import DecoupledModel
-    from trainables.decoupled_config import DecoupledConfig
-
-    source = storage.local_copy(options.teacher) if options.teacher else resolve_model_path(options.model)
-    shape = AutoConfig.from_pretrained(source, local_files_only=True)
-    common = dict(max_question_len=options.max_question_len, task=options.task, num_labels=max(2, shape.num_labels))
-    student_config = DecoupledConfig(
-        split=options.split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
-        cross_embeddings=options.cross_embeddings, passage_positions=options.passage_positions, **common)
-    torch.manual_seed(bench.seed)
-    teacher = DecoupledModel.from_hf_config(AutoConfig.from_pretrained(source, local_files_only=True),
-                                            DecoupledConfig(split=0, **common)).hf
-    student = DecoupledModel.from_hf_config(shape, student_config)
-    device = "cuda" if options.use_gpu else "cpu"
-    batch = BenchBatch.random(shape.vocab_size, bench.batch_size, options.max_question_len, options.max_passage_len,
-                              bench.seed)
-    row = measure_speedup(teacher.to(device), student.to(device), batch,
-                          TimingOptions(device, bench.repeats, bench.warmup))
-    return {
-        "speedup": row["speedup_cached"],
-        "speedup_bound": row["bound_cached"],
-        "speedup_live": row["speedup_live"],
-        "speedup_live_bound": row["bound_live"],
-        "state_bytes_per_token": row["state_bytes_per_token"],
-        "teacher_ms": row["full"]["median_ms"],
-        "student_cached_ms": row["cached"]["median_ms"],
-        "speed_reliable": row["speed_reliable"],
-        **({"speed_load": row["speed_load"]} if row["speed_load"] is not None else {}),
-    }
-
-
 def run_trial(config: dict[str, Any], context: TrialContext) -> None:
     """The Tune function trainable: see the module docstring."""
     from ray import tune
@@ -221,7 +162,7 @@ def _speed(options, context: TrialContext) -> tuple[dict[str, float], Callable[[
     location = None
     if context.speed_cache is not None:
         location = storage.join(context.speed_cache, speed_key(options, context) + ".json")
-    cached = _kept_speed(location)
+    cached = kept_speed(location)
     if cached is not None:
         return cached, None
     if reuses_teacher(options, context):
@@ -229,25 +170,6 @@ def _speed(options, context: TrialContext) -> tuple[dict[str, float], Callable[[
         # "DEFAULT": outside the trial's placement group, which holds no CPU (see `sweep_runner.DRIVER_MEMORY`).
         return ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench, location)), None
     return {}, functools.partial(trial_speed, options, context.bench, location)
-
-
-def trial_speed(options, bench: BenchSettings, location: str | None) -> dict[str, float]:
-    """The speed figures of ``options``' architecture: read from ``location`` when an earlier trial kept them there
-    (``speed_reused`` 1, ``bench_s`` 0), else `measure_trial_speed`, kept at ``location`` for the next."""
-    cached = _kept_speed(location)  # a restarted attempt, or a trial of the same architecture beside this one
-    if cached is not None:
-        return cached
-    start = time.perf_counter()
-    speed = measure_trial_speed(options, bench)
-    if location is not None:
-        storage.write_text(location, json.dumps(speed, indent=1))
-    return {**speed, "bench_s": time.perf_counter() - start, "speed_reused": 0.0}
-
-
-def _kept_speed(location: str | None) -> dict[str, float] | None:
-    if location is None or not storage.exists(location):
-        return None
-    return {**json.loads(storage.read_text(location)), "bench_s": 0.0, "speed_reused": 1.0}
 
 
 def speed_key(options, context: TrialContext) -> str:

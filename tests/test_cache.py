@@ -99,7 +99,7 @@ def test_interrupted_build_resumes_without_rewriting(fp32_build):
 def test_build_reports_the_sweeps_state_bytes_and_its_own_disk_bytes(fp32_build, fp32_model):
     """The states' bytes per token are the figure a sweep measures for the model (`measure_speedup`), under the same
     name; the Parquet shards hold more per token (padding, overlaps, ids, offsets, text) under another."""
-    from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
+    from trainables.timing import BenchBatch, TimingOptions, measure_speedup
 
     model = DecoupledModel.from_pretrained(fp32_model)
     batch = BenchBatch.random(model.hf_config.vocab_size, 2, Q, P, seed=0)

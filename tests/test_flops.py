@@ -1,7 +1,7 @@
 import pytest
 from transformers import BertConfig
 
-from orchestrator.flops import (
+from trainables.flops import (
     ModelShape,
     decoupled_flops,
     encoder_layer_flops,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from orchestrator import bench
-from orchestrator.bench import BenchBatch, TimingOptions, measure_speedup
+from trainables import timing as bench
+from trainables.timing import BenchBatch, TimingOptions, measure_speedup
 from orchestrator.report import trial_row
-from orchestrator.speed_reliability import BOUND_TOLERANCE, unreliable_reasons
+from trainables.speed_reliability import BOUND_TOLERANCE, unreliable_reasons
 from orchestrator.sweep_tracking import format_table, plot_curve, plot_front
 from tests.conftest import tiny_bert_config
 from trainables.decoupled import DecoupledModel
