@@ -4,7 +4,6 @@ itself (`measure_speedup`, which sweep trials call too) is `trainables.timing`.
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os
@@ -17,7 +16,7 @@ from orchestrator.errors import UserError
 from trainables.decoupled_config import CACHE_DTYPES
 from trainables.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed_reliability import UNRELIABLE_MARK, is_reliable
-from trainables.timing import DEVICES, BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
+from trainables.timing import BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
 
 DEFAULT_EXPERIMENT = "bench"
 SHAPE_MAX_POSITIONS = 512  # BERT's position table, for models built from a shape preset
@@ -34,7 +33,7 @@ class BenchOptions:
     """Preset of `flops.SHAPE_PRESETS` with random weights (speed does not depend on values); unused with `model`."""
     splits: tuple[int, ...] | None = None
     """Splits k to time; None = every third layer from 0 plus L-1 (0, 3, 6, 9, 11 for 12 layers)."""
-    ratio: int = 1
+    compression_ratio: int = 1
     """Compression ratio r of the passage states (1 = no compression)."""
     cache_dtype: str = "fp32"
     """How cached passage states are stored: fp32, fp16 or int8."""
@@ -63,7 +62,7 @@ class BenchOptions:
         if self.cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
         TimingOptions(self.device, self.repeats, self.warmup)  # raises on a bad device, repeats or warmup
-        self._check_at_least(ratio=1, batch_size=1, question_len=3, passage_len=1)
+        self._check_at_least(compression_ratio=1, batch_size=1, question_len=3, passage_len=1)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads={self.threads} must be >= 1 (or unset for torch's current setting)")
         if self.model is None:
@@ -78,8 +77,9 @@ class BenchOptions:
         """Raise if the splits, ratio or lengths do not fit a model of ``shape``."""
         if self.splits is not None and max(self.splits) > shape.layers:
             raise ValueError(f"splits={self.splits} go past the model's {shape.layers} layers; use 0..{shape.layers}")
-        if shape.hidden % self.ratio:
-            raise ValueError(f"ratio={self.ratio} does not divide the hidden size {shape.hidden}; use a divisor")
+        if shape.hidden % self.compression_ratio:
+            raise ValueError(f"compression_ratio={self.compression_ratio} does not divide the hidden size "
+                             f"{shape.hidden}; use a divisor")
         if self.question_len + self.passage_len > max_positions:
             raise ValueError(
                 f"question_len + passage_len = {self.question_len + self.passage_len} exceeds the model's "
@@ -151,7 +151,7 @@ def _build_model(options: BenchOptions, hf_config, split: int):
     from trainables.decoupled_config import DecoupledConfig
 
     config = DecoupledConfig(
-        split=split, compression_ratio=options.ratio, cache_dtype=options.cache_dtype,
+        split=split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
         max_question_len=options.question_len,
     )
     if options.model is not None:
@@ -212,7 +212,7 @@ def format_table(result: BenchResult) -> str:
         f"model: {o.model or o.shape + ' (random weights)'}: "
         f"L={s.layers} d={s.hidden} heads={s.heads} ff={s.intermediate}",
         f"batch {o.batch_size}, question {o.question_len}, passage {o.passage_len} tokens (no padding); "
-        f"ratio {o.ratio}, cache {o.cache_dtype}",
+        f"ratio {o.compression_ratio}, cache {o.cache_dtype}",
         f"device {o.device}, {result.threads} threads, torch {torch.__version__}; "
         f"{o.repeats} round-robin repeats after {o.warmup} warm-up, medians [inter-quartile range]",
         f"load average {result.load_average[0]:.1f} at start, {result.load_average[1]:.1f} at end, "
@@ -258,54 +258,3 @@ def _flat_metrics(row: dict[str, Any]) -> dict[str, float]:
         elif key != "split" and value is not None:  # speed_load is None where there is no load average
             flat[key] = value
     return flat
-
-
-# ---- CLI ----------------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    d = BenchOptions
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument("--model", help="checkpoint directory, hub name (org/name[@revision]) or 'minilm-l6' to time "
-                                        "with its real weights")
-    source.add_argument("--shape", choices=list(SHAPE_PRESETS), default=d.shape, help="preset with random weights")
-    parser.add_argument("--splits", help="comma-separated splits, e.g. 0,6,9,11 (default: every 3rd layer and L-1)")
-    parser.add_argument("--ratio", type=int, default=d.ratio, help="compression ratio r (1 = none)")
-    parser.add_argument("--cache-dtype", choices=CACHE_DTYPES, default=d.cache_dtype)
-    parser.add_argument("--batch-size", type=int, default=d.batch_size)
-    parser.add_argument("--question-len", type=int, default=d.question_len)
-    parser.add_argument("--passage-len", type=int, default=d.passage_len)
-    parser.add_argument("--device", choices=DEVICES, default=d.device)
-    parser.add_argument("--repeats", type=int, default=d.repeats, help="timed rounds of full, live and cached")
-    parser.add_argument("--warmup", type=int, default=d.warmup, help="untimed calls per path before timing")
-    parser.add_argument("--threads", type=int, default=d.threads, help="torch threads (default: torch's current)")
-    parser.add_argument("--seed", type=int, default=d.seed)
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
-    parser.add_argument("--tracking-uri", help="also log to this MLflow tracking URI")
-    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")
-
-
-def _parse_splits(text: str | None) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise UserError(f"--splits {text!r}: expected comma-separated integers, e.g. 0,6,9,11") from None
-
-
-def options_from_args(args: argparse.Namespace) -> BenchOptions:
-    return BenchOptions(
-        model=args.model, shape=args.shape, splits=_parse_splits(args.splits), ratio=args.ratio,
-        cache_dtype=args.cache_dtype, batch_size=args.batch_size, question_len=args.question_len,
-        passage_len=args.passage_len, device=args.device, repeats=args.repeats, warmup=args.warmup,
-        threads=args.threads, seed=args.seed,
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    result = run_bench(options_from_args(args))
-    print(format_table(result), flush=True)
-    if args.tracking_uri:
-        print(f"logged to MLflow run {log_to_mlflow(result, args.tracking_uri, args.experiment)}")
-    if args.json:
-        print(json.dumps(result.to_dict()))
-    return 0

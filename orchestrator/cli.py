@@ -1,4 +1,4 @@
-"""`decouple` — the command line. Each subcommand lives in its own module exposing
+"""`decouple` — the command line. Each subcommand lives in its own module of `orchestrator.commands` exposing
 
     add_arguments(parser: argparse.ArgumentParser) -> None
     run(args: argparse.Namespace) -> int
@@ -19,13 +19,13 @@ from orchestrator.errors import UserError
 
 # name -> (module, one-line help). Order is the order shown in --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "eval": ("orchestrator.evaluate", "evaluate a model (full or decoupled at a split) on QA or pair data"),
-    "bench": ("orchestrator.bench", "time full vs decoupled (live and cached) models against the FLOPs bound"),
-    "train": ("orchestrator.train", "fine-tune a teacher or distil a decoupled student on Ray Train"),
-    "cache": ("orchestrator.cache_cli", "build / verify a sharded Parquet passage cache with Ray Data"),
-    "answer": ("orchestrator.answer", "answer a question from a passage cache"),
-    "sweep": ("orchestrator.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),
-    "report": ("orchestrator.report", "print a sweep's Pareto table and recommend a configuration"),
+    "eval": ("orchestrator.commands.eval", "evaluate a model (full or decoupled at a split) on QA or pair data"),
+    "bench": ("orchestrator.commands.bench", "time full vs decoupled (live and cached) models against the FLOPs bound"),
+    "train": ("orchestrator.commands.train", "fine-tune a teacher or distil a decoupled student on Ray Train"),
+    "cache": ("orchestrator.commands.cache", "build / verify a sharded Parquet passage cache with Ray Data"),
+    "answer": ("orchestrator.commands.answer", "answer a question from a passage cache"),
+    "sweep": ("orchestrator.commands.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),
+    "report": ("orchestrator.commands.report", "print a sweep's Pareto table and recommend a configuration"),
 }
 
 DEBUG_ENV = "DECOUPLE_DEBUG"

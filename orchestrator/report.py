@@ -6,14 +6,12 @@ ranked: their accuracy is from fewer epochs or missing).
 """
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import UserError
 from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
-from trainables.storage import resolve
 
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
                "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
@@ -137,21 +135,3 @@ def format_report(report: SweepReport) -> str:
             f"  checkpoint: {report.best['checkpoint']}",
         ]
     return "\n".join(lines)
-
-
-# ---- CLI ----------------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sweep", help="sweep directory (<storage>/<sweep name>, printed by `decouple sweep`)")
-    parser.add_argument("--max-drop", type=float, default=DEFAULT_BUDGET.max_drop,
-                        help="largest accuracy drop below the teacher, in points (default %(default)s)")
-    parser.add_argument("--min-speedup", type=float, default=None, help="smallest measured speedup")
-    parser.add_argument("--max-state-bytes-per-token", "--max-bytes-per-token", type=float, default=None,
-                        help="largest state_bytes_per_token: bytes of one passage token's cached state")
-    parser.add_argument("--json", action="store_true", help="print the report as one JSON object")
-
-
-def run(args: argparse.Namespace) -> int:
-    budget = Budget(args.max_drop, args.min_speedup, args.max_state_bytes_per_token)
-    report = build_report(resolve(args.sweep), budget)
-    print(json.dumps(report.to_dict(), default=str) if args.json else format_report(report))
-    return 0

@@ -1,4 +1,5 @@
-"""`decouple train`: run one `TrainOptions` through Ray Train's `TorchTrainer`, recorded as one MLflow run.
+"""Training: run one `TrainOptions` through Ray Train's `TorchTrainer`, recorded as one MLflow run (the command
+line is `orchestrator.commands.train`).
 
 The driver owns the MLflow run: it creates it (explicit experiment id, nested under a parent when asked), logs the
 flattened options as params, lets a Ray Train callback on the controller log each epoch's metrics as they are
@@ -8,26 +9,21 @@ Workers never talk to MLflow. A sweep calls `run_training` inside a Tune trial a
 """
 from __future__ import annotations
 
-import argparse
-import ast
-import inspect
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.publish import publish
 from trainables.model_source import model_location
-from trainables.options import RENAMED, TrainOptions
+from trainables.options import TrainOptions
 from trainables import storage
 
 if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
 
-DEFAULT_EXPERIMENT = "decoupled-train"
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 """Files `log_checkpoint` leaves where they are: the weights (and optimizer state)."""
 OPTIONS_FILE = "train_options.yaml"
@@ -235,110 +231,3 @@ def worker_input_error(err: BaseException) -> ValueError | None:
             lines = [line for line in str(cause).splitlines() if line.strip()]
             return ValueError(lines[-1] if lines else type(cause).__name__)
     return None
-
-
-# ---- command line -------------------------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="YAML", help="options file; command-line options override it")
-    helps = _field_docs(TrainOptions)
-    defaults = TrainOptions.__dataclass_fields__
-    group = parser.add_argument_group("training options (see TrainOptions)")
-    for f in fields(TrainOptions):
-        flag = "--" + f.name.replace("_", "-")
-        text = f"{helps.get(f.name, '')} (default: {defaults[f.name].default})"
-        if f.type in ("bool", bool):
-            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
-        else:
-            group.add_argument(flag, dest=f.name, default=None, metavar=f.name.upper(), help=text)
-    group.add_argument("--kd-alpha", dest="kd_alpha", default=None, help=argparse.SUPPRESS)  # deprecated: kd_ratio
-    track = parser.add_argument_group("tracking")
-    track.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else the project's "
-                                               "sqlite:///<cwd>/runs/mlflow.db)")
-    track.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
-                       help=f"MLflow experiment (default: {DEFAULT_EXPERIMENT})")
-    track.add_argument("--run-name", help="MLflow run name")
-    track.add_argument("--parent-run-id", help="nest the run under this MLflow run")
-    track.add_argument("--no-tracking", action="store_true", help="do not record the run in MLflow")
-    parser.add_argument("--json", action="store_true", help="end with one JSON object (metrics, model, MLflow run)")
-    parser.add_argument("--storage-path", help="where Ray Train keeps checkpoints (default: output_dir)")
-    parser.add_argument("--ray-address", help="Ray cluster to run on (default: $RAY_ADDRESS, else a local Ray started "
-                                              "for this command)")
-
-
-def run(args: argparse.Namespace) -> int:
-    from orchestrator.data_check import check_training_data
-    from orchestrator.ray_session import ray_session
-    from orchestrator.teacher_check import check_teacher
-    from orchestrator.tracking import Tracking, project_tracking_uri
-    from trainables.option_checks import check_sources
-
-    options = check_sources(quiet_for_json(options_from_args(args), args))
-    if args.storage_path is not None:
-        storage.check_directory_target(args.storage_path, "storage_path")
-    classes = check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
-    if options.teacher is not None and (options.uses_teacher or options.init_source == options.teacher):
-        check_teacher(options.teacher, model_location(options.teacher, "teacher"), options.task, classes)
-    tracking = None
-    if not args.no_tracking:
-        uri = args.tracking_uri or project_tracking_uri()
-        tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
-        if not storage.is_uri(options.output_dir):
-            Path(options.output_dir).mkdir(parents=True, exist_ok=True)
-    with ray_session(args.ray_address, dashboard=True):  # the dashboard serves Ray Train's placement-group cleaner
-        result = run_training(options, tracking, storage_path=args.storage_path)
-    summary = {k: round(v, 4) for k, v in result.metrics.items()
-               if k.startswith("eval_") and isinstance(v, (int, float))}
-    outcome = {"metrics": summary, "model": result.checkpoint_path, "mlflow_run_id": result.mlflow_run_id,
-               "tracking_uri": tracking.uri if tracking else None, "wall_s": round(result.wall_s, 1),
-               "train_s": round(result.train_s, 1)}
-    print(json.dumps(outcome, indent=1) if args.json else closing_lines(options, outcome))
-    return 0
-
-
-def closing_lines(options: TrainOptions, outcome: dict) -> str:
-    """What a person reads when `decouple train` ends: the score, where the model is, what to run next."""
-    metrics, model = outcome["metrics"], outcome["model"]
-    scores = ", ".join(f"{k.removeprefix('eval_')} {v:.2f}" for k, v in metrics.items()
-                       if k in ("eval_exact_match", "eval_f1", "eval_accuracy"))
-    held_out = options.eval_data or "the held-out part of --data"
-    lines = [f"trained {options.mode} (split {options.split}) in {outcome['wall_s']:.0f} s: {scores} on "
-             f"{metrics.get('eval_examples', 0):.0f} examples of {held_out}",
-             f"model:  {model}"]
-    if outcome["tracking_uri"]:
-        lines.append(f"MLflow: run {outcome['mlflow_run_id']} in {outcome['tracking_uri']}")
-    if model is None:
-        return "\n".join(lines)
-    data = f"--data {options.data} --task {options.task}"
-    if options.mode == "teacher":
-        layers = json.loads(storage.read_text(storage.join(model, "config.json")))["num_hidden_layers"]
-        lines.append(f"next:   decouple train --mode student --teacher {model} {data} --split {max(1, layers // 2)} "
-                     "--output-dir <dir>")
-    else:
-        lines.append(f"next:   decouple eval --model {model} {data}")
-    return "\n".join(lines)
-
-
-def quiet_for_json(options: TrainOptions, args: argparse.Namespace) -> TrainOptions:
-    """With --json the command prints its object and no progress lines, unless --progress asks for them."""
-    return options.replace(progress=False) if args.json and args.progress is None else options
-
-
-def options_from_args(args: argparse.Namespace) -> TrainOptions:
-    """YAML options (or the defaults) with every option given on the command line applied on top."""
-    base = TrainOptions.from_yaml(args.config) if args.config else None
-    names = [f.name for f in fields(TrainOptions)] + list(RENAMED)
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    return TrainOptions.from_dict({**(base.to_dict() if base else {}), **given})
-
-
-def _field_docs(cls) -> dict[str, str]:
-    """The docstring under each dataclass field, whitespace collapsed to one line, for --help."""
-    tree = ast.parse(inspect.getsource(cls))
-    body = tree.body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr):
-            value = getattr(following, "value", None)
-            if isinstance(value, ast.Constant) and isinstance(value.value, str):
-                docs[node.target.id] = " ".join(value.value.split()).replace("%", "%%")
-    return docs

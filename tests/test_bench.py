@@ -17,7 +17,7 @@ TINY = ["--shape", "tiny", "--batch-size", "2", "--question-len", "8", "--passag
 
 def test_cli_emits_the_report_as_json_on_the_last_line(capsys):
     threads_before = torch.get_num_threads()
-    extra = ["--splits", "0,2", "--ratio", "2", "--cache-dtype", "int8", "--threads", "1", "--json"]
+    extra = ["--splits", "0,2", "--compression-ratio", "2", "--cache-dtype", "int8", "--threads", "1", "--json"]
     code = main(["bench", *TINY, *extra])
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0
@@ -49,7 +49,7 @@ def test_cli_prints_a_table_without_json(capsys):
     [
         (["--splits", "0,5"], "splits=(0, 5) go past the model's 2 layers"),
         (["--splits", "a,1"], "--splits 'a,1': expected comma-separated integers"),
-        (["--ratio", "3"], "ratio=3 does not divide the hidden size 32"),
+        (["--compression-ratio", "3"], "ratio=3 does not divide the hidden size 32"),
         (["--repeats", "0"], "repeats=0 must be >= 1"),
         (["--passage-len", "600"], "exceeds the model's 512 positions"),
     ],

@@ -34,7 +34,7 @@ def test_eval_pairs_from_tsv(capsys, tiny_qa_checkpoint):
     "args,message",
     [
         (["--split", "9"], "split=9 is larger than the model's 2 layers"),
-        (["--ratio", "5", "--split", "1"], "compression_ratio=5 does not divide the hidden size 32"),
+        (["--compression-ratio", "5", "--split", "1"], "compression_ratio=5 does not divide the hidden size 32"),
         (["--data", "/nonexistent/squad.json"], "/nonexistent/squad.json"),
         (["--batch-size", "0"], "batch_size=0 must be >= 1"),
     ],

@@ -36,3 +36,14 @@ def test_a_command_is_imported_when_dispatched():
     text, loaded = _modules_after(["report", "--help"])
     assert "usage: decouple report" in text
     assert "torch" not in loaded
+
+
+def test_ratio_is_compression_ratio_in_every_command_with_a_deprecation_line(capsys):
+    from orchestrator.cli import build_parser
+
+    for command in ("eval", "bench"):
+        args = build_parser([command]).parse_args([command, "--compression-ratio", "4"])
+        assert args.compression_ratio == 4 and capsys.readouterr().err == ""
+        args = build_parser([command]).parse_args([command, "--ratio", "4"])
+        assert args.compression_ratio == 4
+        assert capsys.readouterr().err == "decouple: --ratio is deprecated; use --compression-ratio\n"

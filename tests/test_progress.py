@@ -78,7 +78,7 @@ def test_training_progress_lines_say_the_time_left(capsys):
 
 def test_train_json_turns_progress_off_unless_asked(tiny_qa_checkpoint):
     from orchestrator.cli import build_parser
-    from orchestrator.train import options_from_args, quiet_for_json
+    from orchestrator.commands.train import options_from_args, quiet_for_json
 
     def progress(*flags: str) -> bool:
         args = build_parser().parse_args(["train", "--model", str(tiny_qa_checkpoint), *flags])

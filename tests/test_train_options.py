@@ -116,7 +116,7 @@ def test_flatten_joins_nested_keys():
 
 def test_command_line_overrides_the_yaml_file(tmp_path, teacher_dir):
     from orchestrator.cli import build_parser
-    from orchestrator.train import options_from_args
+    from orchestrator.commands.train import options_from_args
 
     path = tmp_path / "student.yaml"
     TrainOptions(mode="student", teacher=teacher_dir, split=2, max_passage_len=60, doc_stride=20).to_yaml(path)
@@ -137,7 +137,7 @@ def test_cli_prints_one_line_for_bad_options(capsys):
 
 
 def test_kd_alpha_still_works_as_one_minus_kd_ratio_with_a_deprecation_line(capsys, tmp_path):
-    from orchestrator.train import add_arguments, options_from_args
+    from orchestrator.commands.train import add_arguments, options_from_args
 
     assert TrainOptions.from_dict({"kd_alpha": "1", "mode": "teacher"}).kd_ratio == 0.0  # no distillation, as before
     assert "kd_alpha is deprecated; use kd_ratio = 1 - kd_alpha = 0" in capsys.readouterr().err

@@ -1,7 +1,5 @@
-"""`decouple cache build|verify`: the command line of the passage cache (`cache_build`, `cache_format`).
-
-Ray and torch are imported only when a sub-subcommand runs, so ``decouple --help`` stays fast.
-"""
+"""`decouple cache build|verify`: the command line of the passage cache (`orchestrator.cache_build`,
+`trainables.cache_format`). Ray and torch are imported only when an action runs."""
 from __future__ import annotations
 
 import argparse

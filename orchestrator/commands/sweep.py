@@ -1,4 +1,4 @@
-"""`decouple sweep SPACE`: a Ray Tune + Optuna sweep over decoupled students (see `sweep_runner`).
+"""`decouple sweep SPACE`: a Ray Tune + Optuna sweep over decoupled students (the run is `orchestrator.sweep_runner`).
 
 SPACE is a module of `search_spaces` (split, compression, distillation, pareto) or the path of a copy you edited.
 The command ends by printing the Pareto table, where the MLflow UI opens, and the `decouple report` line.
