@@ -1,14 +1,13 @@
 """`decouple answer`: answer one question from a passage cache, running only the question side and the upper layers.
 
 The model is loaded with the cache's split, ratio and dtype, and the cache is refused unless that model built it;
-the search itself is ``trainables.cached_passages.answer_from_cache``. Torch and transformers are imported only
+the search itself is ``trainables.cache.reader.answer_from_cache``. Torch and transformers are imported only
 when the command runs, so ``decouple --help`` stays fast.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -46,17 +45,14 @@ class AnswerOptions:
 def answer(options: AnswerOptions):
     """Open the cache, load the model with the cache's decoupling settings, check they match, answer.
 
-    Returns ``trainables.cached_passages.CachedAnswer``.
+    Returns ``trainables.cache.reader.CachedAnswer``.
     """
-    from trainables.cached_passages import PassageCache, answer_from_cache
-    from trainables.decoupled import DecoupledModel
-    from trainables.model_source import resolve_model
+    from trainables.cache.reader import PassageCache, answer_from_cache
+    from trainables.decoupled import load_decoupled
 
     cache = PassageCache(options.cache)
     cache.keys(options.passage_id)  # an unknown passage fails before the model loads
-    model = DecoupledModel.from_pretrained(resolve_model(options.model), **cache.model_overrides())
-    if model.tokenizer is None:
-        raise UserError(f"model {options.model}: no tokenizer files in the checkpoint; save the tokenizer beside it")
+    model = load_decoupled(options.model, **cache.model_overrides())
     cache.check_model(model)
     return answer_from_cache(model, cache, options.question, passage_id=options.passage_id,
                              batch_size=options.batch_size, n_best=options.n_best,
@@ -67,7 +63,7 @@ def settings_line(options: AnswerOptions) -> str:
     """What the answer used, and from where: the question length the model was trained with, the cache's windows;
     and the model's training windows when the cache's differ from them."""
     from orchestrator.model_settings import describe, read_trained_settings
-    from trainables.cache_format import MANIFEST, read_manifest
+    from trainables.cache.format import MANIFEST, read_manifest
     from trainables.model_source import resolve_model
 
     trained = read_trained_settings(resolve_model(options.model)).recorded

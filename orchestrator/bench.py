@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from orchestrator.errors import UserError
-from trainables.decoupled_config import CACHE_DTYPES
+from trainables.decoupled_config import CACHE_DTYPES, check_fits
 from trainables.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed_reliability import UNRELIABLE_MARK, is_reliable
 from trainables.timing import BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
@@ -66,7 +66,7 @@ class BenchOptions:
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads={self.threads} must be >= 1 (or unset for torch's current setting)")
         if self.model is None:
-            self.check_against(SHAPE_PRESETS[self.shape], SHAPE_MAX_POSITIONS)
+            self.check_against(ModelShape.preset(self.shape), SHAPE_MAX_POSITIONS)
 
     def _check_at_least(self, **minimums: int) -> None:
         for name, low in minimums.items():
@@ -77,9 +77,7 @@ class BenchOptions:
         """Raise if the splits, ratio or lengths do not fit a model of ``shape``."""
         if self.splits is not None and max(self.splits) > shape.layers:
             raise ValueError(f"splits={self.splits} go past the model's {shape.layers} layers; use 0..{shape.layers}")
-        if shape.hidden % self.compression_ratio:
-            raise ValueError(f"compression_ratio={self.compression_ratio} does not divide the hidden size "
-                             f"{shape.hidden}; use a divisor")
+        check_fits(0, self.compression_ratio, shape.layers, shape.hidden)
         if self.question_len + self.passage_len > max_positions:
             raise ValueError(
                 f"question_len + passage_len = {self.question_len + self.passage_len} exceeds the model's "
@@ -132,7 +130,7 @@ def _hf_config(options: BenchOptions):
     from transformers import AutoConfig, BertConfig
 
     if options.model is None:
-        s = SHAPE_PRESETS[options.shape]
+        s = ModelShape.preset(options.shape)
         return BertConfig(
             vocab_size=s.vocab, hidden_size=s.hidden, num_hidden_layers=s.layers, num_attention_heads=s.heads,
             intermediate_size=s.intermediate, max_position_embeddings=SHAPE_MAX_POSITIONS,

@@ -1,10 +1,9 @@
-"""Build a passage cache: window the passages, encode them with Ray Data, write sharded Parquet (`cache_format`).
+"""Build a passage cache: window the passages, encode them with Ray Data, write sharded Parquet — the facade of
+`decouple cache build` over the stages in `trainables.cache` (plan, encoder, assembly, format).
 
 Design. The driver loads the model once (for its identity and tokenizer), reads the passages and windows them with
-exactly the call evaluation uses (``trainables.qa_features.passage_windows`` with the same ``max_passage_len`` and
-``doc_stride``), so ``(passage_id, window)`` keys match the evaluation features. The windows, in a deterministic
-order (passages in first-appearance order, then window number), are the *plan*; shard ``i`` holds plan rows
-``[i*N, (i+1)*N)``.
+exactly the call evaluation uses (`trainables.cache.plan`), so ``(passage_id, window)`` keys match the evaluation
+features; shard ``i`` holds plan rows ``[i*N, (i+1)*N)``.
 
 Before encoding, the driver writes (or re-reads) ``manifest.json``. A shard already listed there whose file has the
 recorded sha256 is kept; every other shard is *missing*. Only the missing shards' windows go through Ray Data:
@@ -16,59 +15,32 @@ it in the manifest (also rewritten atomically). A crash therefore loses at most 
 with the same arguments encodes only those. Buffered rows are bounded by the shards in flight, since input blocks
 are cut along shard boundaries and Ray Data streams them roughly in order.
 
-A checkpoint that loads with random weights (a missing QA head or compressor) would give every actor different
-states, so the driver loads it twice and refuses it when the two identities differ; each actor also re-checks its
-own copy against the driver's identity (a node that sees another file fails instead of caching foreign states).
+A checkpoint that loads with random weights is refused before any encoding (`trainables.cache.encoder`).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray
-import torch
 
-from trainables.cache_format import (
-    MANIFEST,
-    CacheError,
-    Manifest,
-    ShardData,
-    ShardEntry,
-    check_shard_file,
-    model_identity,
-    read_manifest,
-    shard_index,
-    remove_stale_temporaries,
-    schema_columns,
-    shard_schema,
-    tokenizer_sha256,
-    with_shard,
-    write_manifest,
-    write_shard,
-)
 from orchestrator.console import quiet_ray_data, worker_env
 from orchestrator.progress import Progress
 from orchestrator.ray_session import ray_session
 from trainables import storage
-from trainables.data_errors import DataError, LoadReport, problem_line
-from trainables.decoupled import DecoupledModel
+from trainables.cache.assembly import fresh_manifest, missing_rows, resume, write_shards
+from trainables.cache.encoder import PassageEncoder, absolute_model, check_reproducible, load_model
+from trainables.cache.format import CacheError, Manifest, ShardEntry, model_identity, tokenizer_sha256, write_manifest
+from trainables.cache.plan import Plan, load_passages, plan_windows
+from trainables.data_errors import DataError, LoadReport
 from trainables.decoupled_config import CACHE_DTYPES
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, PassageWindow, check_joint_length
+from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
 from trainables.model_source import resolve_model
-from trainables.qa_features import passage_windows
 from trainables.quantization import state_bytes_per_token
-from trainables.squad import load_squad
-
-_RANDOM_WEIGHTS = ("model {model}: loading it twice gives different weights (a head or compressor is initialised "
-                   "at random); save the decoupled model with save_pretrained and cache that")
-
 
 @dataclass(frozen=True)
 class CacheBuildOptions:
@@ -196,184 +168,7 @@ class BuildSummary:
         return self.bytes / self.valid_tokens if self.valid_tokens else 0.0
 
 
-# ---- passages and the plan ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Passage:
-    """One passage to cache."""
-
-    id: str
-    """``passage_id_for(context)`` for SQuAD contexts; the record's ``id`` for a corpus."""
-    text: str
-
-
-def load_passages(data: str) -> tuple[list[Passage], LoadReport]:
-    """Distinct passages of ``data`` in first-appearance order, and the report of kept/skipped records."""
-    suffix = Path(data).suffix.lower()
-    if suffix == ".jsonl":
-        return _corpus_passages(_jsonl_records(Path(data)), Path(data).name)
-    if suffix == ".parquet":
-        return _corpus_passages(_parquet_records(Path(data)), Path(data).name)
-    examples, report = load_squad(data)
-    passages = {ex.passage_id: Passage(ex.passage_id, ex.context) for ex in examples}
-    return list(passages.values()), report
-
-
-def _jsonl_records(path: Path) -> Iterator[tuple[str, object]]:
-    """(where, record) per line; a malformed line becomes a record that fails the id check."""
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; check the --data path")
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is accepted
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path.name}: not UTF-8 text ({err.reason} at byte {err.start}); "
-                        "save the file as UTF-8") from None
-    if not any(line.strip() for line in lines):
-        raise DataError(f"{path.name}: the file is empty; write one {{\"id\": ..., \"text\": ...}} record per line")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield f"line {number}", json.loads(line)
-        except json.JSONDecodeError as err:
-            yield f"line {number}", f"malformed JSON ({err.msg} at column {err.colno})"
-        except RecursionError:
-            yield f"line {number}", "JSON nested too deeply to read"
-
-
-def _parquet_records(path: Path) -> Iterator[tuple[str, object]]:
-    if not path.is_file():
-        raise DataError(f"{path}: no such file; check the --data path")
-    names = pq.ParquetFile(path).schema_arrow.names
-    if "id" not in names or "text" not in names:
-        raise DataError(f"{path.name}: columns {names} lack 'id' and/or 'text'; a corpus needs both")
-    table = pq.read_table(path, columns=["id", "text"])
-    for number, record in enumerate(table.to_pylist()):
-        yield f"row {number}", record
-
-
-def _corpus_passages(records: Iterator[tuple[str, object]], source: str) -> tuple[list[Passage], LoadReport]:
-    report = LoadReport(source)
-    passages: dict[str, Passage] = {}
-    for where, record in records:
-        if isinstance(record, str):
-            report.skip(problem_line(source, where, "line", f"is {record}; fix the line"))
-            continue
-        raw_id = record.get("id") if isinstance(record, dict) else None
-        pid = str(raw_id).strip() if isinstance(raw_id, (str, int)) and not isinstance(raw_id, bool) else ""
-        text = record.get("text") if isinstance(record, dict) else None
-        if not pid:
-            report.skip(problem_line(source, where, "id", "is missing; give every record a unique id"))
-        elif pid in passages:
-            report.skip(problem_line(source, pid, "id", "repeats an earlier record; make ids unique"))
-        elif not isinstance(text, str) or not text.strip():
-            report.skip(problem_line(source, pid, "text", "is missing or empty; give the record its passage text"))
-        else:
-            passages[pid] = Passage(pid, text)
-    report.kept = len(passages)
-    return list(passages.values()), report
-
-
-@dataclass
-class Plan:
-    """Every window to cache, in shard order; row ``i`` of each field describes plan row ``i``."""
-
-    windows: list[PassageWindow]
-    input_ids: np.ndarray
-    """(n, P) int32, padded with the tokenizer's pad id."""
-    lengths: np.ndarray
-    """(n,) int32 valid tokens."""
-    offsets: np.ndarray
-    """(n, P, 2) int32, -1 for [SEP] and padding."""
-    text_starts: np.ndarray
-    """(n,) int32."""
-    texts: list[str] = field(default_factory=list)
-    passages: int = 0
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def sha256(self) -> str:
-        digest = hashlib.sha256()
-        for window, ids in zip(self.windows, self.input_ids):
-            digest.update(f"{window.passage_id}\x00{window.window}\x00".encode())
-            digest.update(ids.tobytes())
-        return digest.hexdigest()
-
-    def shard_data(self, rows: np.ndarray, states: np.ndarray, scales: np.ndarray | None) -> ShardData:
-        return ShardData(
-            passage_ids=[self.windows[r].passage_id for r in rows],
-            windows=np.array([self.windows[r].window for r in rows]),
-            lengths=self.lengths[rows], input_ids=self.input_ids[rows], offsets=self.offsets[rows],
-            text_starts=self.text_starts[rows], texts=[self.texts[r] for r in rows],
-            states=states, scales=scales,
-        )
-
-
-def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, doc_stride: int,
-                 progress: Callable[[int], None] | None = None) -> Plan:
-    """Window every passage exactly as evaluation does; passage ids come from ``passages``. ``progress`` is called
-    with 1 after each passage."""
-    windows, texts, text_starts = [], [], []
-    for passage in passages:
-        if progress is not None:
-            progress(1)
-        for window in passage_windows(passage.text, tokenizer, max_passage_len=max_passage_len, doc_stride=doc_stride):
-            windows.append(replace(window, passage_id=passage.id))
-            real = [o for o in window.offsets if o[0] >= 0]
-            start, end = (real[0][0], max(e for _, e in real)) if real else (0, 0)
-            text_starts.append(start)
-            texts.append(passage.text[start:end])
-    n, p = len(windows), max_passage_len
-    input_ids = np.full((n, p), tokenizer.pad_token_id, dtype=np.int32)
-    offsets = np.full((n, p, 2), -1, dtype=np.int32)
-    lengths = np.zeros(n, dtype=np.int32)
-    for i, window in enumerate(windows):
-        lengths[i] = len(window.input_ids)
-        input_ids[i, : lengths[i]] = window.input_ids
-        offsets[i, : lengths[i]] = window.offsets
-    return Plan(windows, input_ids, lengths, offsets, np.array(text_starts, dtype=np.int32), texts, len(passages))
-
-
 # ---- the Ray Data encoder -------------------------------------------------------------------------------------------
-class PassageEncoder:
-    """Ray Data callable class: loads the model once per actor, then encodes batches of windows.
-
-    Batch in: ``row`` (B,), ``input_ids`` (B, P), ``length`` (B,). Batch out: ``row`` (B,), ``states`` (B, P, C) in
-    the cache dtype and, for int8, ``scale`` (B, C) fp32.
-    """
-
-    def __init__(self, model: str, overrides: dict, identity_sha256: str, threads: int) -> None:
-        self.device = torch.device("cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu")
-        if self.device.type == "cpu":
-            torch.set_num_threads(threads)
-        self.model = load_model(model, overrides)
-        if model_identity(self.model)["sha256"] != identity_sha256:
-            raise CacheError(_RANDOM_WEIGHTS.format(model=model))
-        self.model.to(self.device).eval()
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ids = torch.from_numpy(batch["input_ids"].astype(np.int64)).to(self.device)
-        lengths = torch.from_numpy(batch["length"].astype(np.int64)).to(self.device)
-        mask = (torch.arange(ids.shape[1], device=self.device) < lengths[:, None]).long()
-        with torch.inference_mode():
-            states = self.model.encode_passage(ids, mask)
-        out = {"row": batch["row"], "states": states.values.cpu().numpy()}
-        if states.scale is not None:
-            out["scale"] = states.scale[:, 0, :].cpu().numpy()
-        return out
-
-
-def _absolute(model: str) -> str:
-    """A local checkpoint as an absolute path, so actors with another working directory find it too."""
-    path = Path(resolve_model(model))
-    return str(path.resolve()) if path.exists() else str(model)
-
-
-def load_model(model: str, overrides: dict) -> DecoupledModel:
-    """The checkpoint ``model`` as a DecoupledModel with ``overrides`` applied to its decoupling config."""
-    return DecoupledModel.from_pretrained(resolve_model(model), **overrides)
-
-
 def _pool_resources(options: CacheBuildOptions) -> tuple[float, int]:
     """(GPUs, CPUs) per actor from the options and the cluster."""
     cluster = ray.cluster_resources()
@@ -396,7 +191,7 @@ def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identi
     dataset = ray.data.from_items(items, override_num_blocks=max(1, min(max(blocks, options.workers), len(items))))
     encoded = dataset.map_batches(
         PassageEncoder,
-        fn_constructor_kwargs={"model": _absolute(options.model), "overrides": options.model_overrides(),
+        fn_constructor_kwargs={"model": absolute_model(options.model), "overrides": options.model_overrides(),
                                "identity_sha256": identity_sha256, "threads": cpus},
         batch_size=options.batch_size,
         compute=ray.data.ActorPoolStrategy(size=options.workers),
@@ -408,34 +203,6 @@ def encode_rows(plan: Plan, rows: np.ndarray, options: CacheBuildOptions, identi
     yield from encoded.iter_batches(batch_size=None, batch_format="numpy")
 
 
-# ---- the build ------------------------------------------------------------------------------------------------------
-class _ShardAssembler:
-    """Collects encoded rows per shard; hands back a shard once all its rows arrived."""
-
-    def __init__(self, total_rows: int, rows_per_shard: int) -> None:
-        self.total, self.per_shard = total_rows, rows_per_shard
-        self.pending: dict[int, list[dict[str, np.ndarray]]] = {}
-        self.counts: dict[int, int] = {}
-
-    def add(self, batch: dict[str, np.ndarray]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-        shard_of = batch["row"] // self.per_shard
-        for shard in np.unique(shard_of):
-            take = shard_of == shard
-            self.pending.setdefault(int(shard), []).append({k: v[take] for k, v in batch.items()})
-            self.counts[int(shard)] = self.counts.get(int(shard), 0) + int(take.sum())
-            if self.counts[int(shard)] == self._size(int(shard)):
-                yield int(shard), self._finish(int(shard))
-
-    def _size(self, shard: int) -> int:
-        return min(self.per_shard, self.total - shard * self.per_shard)
-
-    def _finish(self, shard: int) -> dict[str, np.ndarray]:
-        pieces = self.pending.pop(shard)
-        merged = {k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}
-        order = np.argsort(merged["row"], kind="stable")
-        return {k: v[order] for k, v in merged.items()}
-
-
 def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], None] | None = None,
                 show_progress: bool = False) -> BuildSummary:
     """Build (or resume) the cache described by ``options``; ``progress`` is called after each shard is written.
@@ -445,13 +212,15 @@ def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], 
     options, _ = options.settled()
     plan, fresh, report = _prepare(options, show_progress)
     out = Path(options.out)
-    manifest = _resume(out, fresh)
+    manifest = resume(out, fresh)
     write_manifest(out, manifest)
-    missing = _missing_rows(manifest, len(plan))
+    missing = missing_rows(manifest, len(plan))
     started = time.perf_counter()
     if len(missing):
         with ray_session(options.ray_address, dashboard=False, num_cpus=os.cpu_count()):
-            manifest = _encode_and_write(plan, missing, manifest, options, out, progress)
+            blocks = manifest.num_shards - len(manifest.shards)
+            batches = encode_rows(plan, missing, options, manifest.model["sha256"], blocks)
+            manifest = write_shards(plan, batches, manifest, out, progress)
     seconds = time.perf_counter() - started if len(missing) else 0.0
     if not manifest.complete:
         raise CacheError(f"cache {out}: the pipeline ended with {len(manifest.shards)} of {manifest.num_shards} "
@@ -471,8 +240,6 @@ def _prepare(options: CacheBuildOptions, show_progress: bool) -> tuple[Plan, Man
     """On the driver: load and check the model, window the passages, describe the cache to build."""
     overrides = options.model_overrides()
     model = load_model(options.model, overrides)
-    if model.tokenizer is None:
-        raise CacheError(f"model {options.model}: no tokenizer files in the checkpoint; save the tokenizer beside it")
     check_joint_length(model.config.max_question_len, options.max_passage_len,
                        model.hf_config.max_position_embeddings, options.model)
     passages, report = load_passages(options.data)
@@ -482,68 +249,8 @@ def _prepare(options: CacheBuildOptions, show_progress: bool) -> tuple[Plan, Man
         plan = plan_windows(passages, model.tokenizer, max_passage_len=options.max_passage_len,
                             doc_stride=options.doc_stride, progress=windowing.advance)
     identity = model_identity(model)
-    _check_reproducible(options.model, overrides, identity)
-    return plan, _fresh_manifest(options, model, identity, tokenizer_sha256(model.tokenizer), plan), report
-
-
-def _encode_and_write(plan: Plan, missing: np.ndarray, manifest: Manifest, options: CacheBuildOptions, out: Path,
-                      progress: Callable[[ShardEntry], None] | None) -> Manifest:
-    """Run the Ray Data pipeline over the ``missing`` plan rows; write each shard (and the manifest) once complete."""
-    schema = shard_schema(manifest.max_passage_len, manifest.state_width, manifest.cache_dtype)
-    assembler = _ShardAssembler(len(plan), options.rows_per_shard)
-    blocks = manifest.num_shards - len(manifest.shards)
-    for batch in encode_rows(plan, missing, options, manifest.model["sha256"], blocks):
-        for shard, rows in assembler.add(batch):
-            data = plan.shard_data(rows["row"], rows["states"], rows.get("scale"))
-            entry = write_shard(out, shard, data, schema)
-            manifest = with_shard(manifest, entry)
-            write_manifest(out, manifest)
-            if progress is not None:
-                progress(entry)
-    return manifest
-
-
-def _check_reproducible(model: str, overrides: dict, identity: dict) -> None:
-    """Refuse a checkpoint that loads with random weights: no actor could reproduce the driver's states."""
-    if model_identity(load_model(model, overrides))["sha256"] != identity["sha256"]:
-        raise CacheError(_RANDOM_WEIGHTS.format(model=model))
-
-
-def _fresh_manifest(options: CacheBuildOptions, model: DecoupledModel, identity: dict, tokenizer_digest: str,
-                    plan: Plan) -> Manifest:
-    config = model.config
-    schema = shard_schema(options.max_passage_len, model.state_width, config.cache_dtype)
-    return Manifest(
-        model=identity, tokenizer_sha256=tokenizer_digest, split=config.split,
-        compression_ratio=config.compression_ratio, cache_dtype=config.cache_dtype, hidden_size=model.hidden_size,
-        state_width=model.state_width, max_passage_len=options.max_passage_len, doc_stride=options.doc_stride,
-        rows_per_shard=options.rows_per_shard, plan_sha256=plan.sha256(), source=options.data,
-        passages=plan.passages, windows=len(plan), columns=schema_columns(schema),
-    )
-
-
-def _resume(out: Path, fresh: Manifest) -> Manifest:
-    """The manifest to continue from: ``fresh`` plus every intact shard an earlier run of the same build wrote."""
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    if not (out / MANIFEST).is_file():
-        if any(out.iterdir()):
-            raise CacheError(f"--out {out} is not empty and holds no {MANIFEST}; use a new or empty directory")
-        return fresh
-    old = read_manifest(out)
-    differing = [k for k, v in fresh.settings().items() if old.settings()[k] != v]
-    if differing:
-        names = ", ".join("passages or their windows" if k == "plan_sha256" else k for k in differing)
-        raise CacheError(f"--out {out} holds a cache built differently ({names}); use another --out or delete it")
-    manifest = fresh
-    for entry in old.shards:
-        if check_shard_file(out, entry) is None:
-            manifest = with_shard(manifest, entry)
-    return manifest
-
-
-def _missing_rows(manifest: Manifest, total: int) -> np.ndarray:
-    done = {shard_index(s.file) for s in manifest.shards}
-    n = manifest.rows_per_shard
-    return np.array([r for shard in range(manifest.num_shards) if shard not in done
-                     for r in range(shard * n, min((shard + 1) * n, total))], dtype=np.int64)
+    check_reproducible(options.model, overrides, identity)
+    manifest = fresh_manifest(model, identity, tokenizer_sha256(model.tokenizer), plan,
+                              max_passage_len=options.max_passage_len, doc_stride=options.doc_stride,
+                              rows_per_shard=options.rows_per_shard, source=options.data)
+    return plan, manifest, report

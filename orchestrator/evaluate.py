@@ -76,7 +76,7 @@ class EvalOptions:
 
 def load_model(options: EvalOptions, num_labels: int | None = None):
     """The model under evaluation, with the requested split/ratio/dtype applied over what the checkpoint says."""
-    from trainables.decoupled import DecoupledModel
+    from trainables.decoupled import load_decoupled
 
     overrides = {"task": options.resolved_task}
     for name in ("split", "compression_ratio", "cache_dtype"):
@@ -84,9 +84,7 @@ def load_model(options: EvalOptions, num_labels: int | None = None):
             overrides[name] = getattr(options, name)
     if num_labels is not None:
         overrides["num_labels"] = num_labels
-    model = DecoupledModel.from_pretrained(options.model, **overrides)
-    if model.tokenizer is None:
-        raise FileNotFoundError(f"model {options.model}: no tokenizer files beside the weights; save the tokenizer there")
+    model = load_decoupled(options.model, **overrides)
     check_joint_length(model.config.max_question_len, options.max_passage_len,
                        model.hf_config.max_position_embeddings, options.model)
     return model
@@ -218,7 +216,7 @@ def _with_cache_settings(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
     later); a window setting the command line gives otherwise is refused here."""
     if not options.cache:
         return options, []
-    from trainables.cache_format import MANIFEST, read_manifest
+    from trainables.cache.format import MANIFEST, read_manifest
 
     manifest = read_manifest(options.cache)
     cached = {k: getattr(manifest, k) for k in ("split", "compression_ratio", "cache_dtype")}
@@ -235,7 +233,7 @@ def _with_cache_settings(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
 def _cache_provider(options: EvalOptions, model, features):
     if not options.cache:
         return None
-    from trainables.cached_passages import cached_state_provider
+    from trainables.cache.reader import cached_state_provider
 
     return cached_state_provider(options.cache, model, features, doc_stride=options.doc_stride)
 

@@ -47,7 +47,7 @@ def local_init_args(*, dashboard: bool, num_cpus: int | None = None) -> dict:
                    "runtime_env": {"env_vars": env}}
 
 
-def start_ray(address: str | None, *, dashboard: bool, num_cpus: int | None = None) -> bool:
+def _start_ray(address: str | None, *, dashboard: bool, num_cpus: int | None = None) -> bool:
     """Start or join Ray for a command (see the module docstring) and say which in one line on stderr. Returns
     whether this call started or joined Ray (the caller then shuts it down); False when Ray already runs in this
     process (a test's, or the sweep around a trial).
@@ -76,10 +76,10 @@ def start_ray(address: str | None, *, dashboard: bool, num_cpus: int | None = No
 
 @contextlib.contextmanager
 def ray_session(address: str | None, *, dashboard: bool, num_cpus: int | None = None) -> Iterator[None]:
-    """`start_ray` for the duration of the block; Ray is shut down after it when this call started it."""
+    """Ray for the duration of the block (`_start_ray`); Ray is shut down after it when this call started it."""
     import ray
 
-    started = start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
+    started = _start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
     try:
         yield
     finally:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import UserError
 from orchestrator.data_check import check_training_data
-from orchestrator.ray_session import start_ray
+from orchestrator.ray_session import ray_session
 from orchestrator.shared_storage import check_shared
 from orchestrator.tracking import default_tracking_uri
 from trainables.options import TrainOptions
@@ -41,8 +41,9 @@ if TYPE_CHECKING:
 
 TEACHER_RECORD = "teacher.json"
 DRIVER_MEMORY = 256 * 2**20
-"""Logical memory a trial's Tune function asks for: it only drives its Train run (whose workers hold the CPUs/GPUs)
-and runs the short speed measurement as a separate task, so it takes no CPU that a training worker could use."""
+"""Logical memory a trial's Tune function asks for: it only drives its Train run (whose workers hold the CPUs/GPUs;
+its rank-0 worker also times the trial's speed), so it takes no CPU that a training worker could use. A trial that
+reuses the teacher trains nothing, and a separate one-worker Ray task outside its placement group times it."""
 ON_HEAD = 0.001
 """Share of the head node's built-in resource each trial's Tune function asks for: trial drivers (and the Ray Train
 controllers, which Ray places beside them) stay on the head, so they survive the loss of a worker node and reach an
@@ -393,7 +394,6 @@ def _existing(base: str, storage: str) -> list[str]:
 
 def run_sweep(options: SweepOptions) -> SweepOutcome:
     """Validate, start Ray, get the teacher, run (or resume) the Tuner, summarise into MLflow. See the module doc."""
-    import ray
     from ray import tune
 
     start = time.perf_counter()
@@ -403,8 +403,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     sweep_dir = join(storage, name)
     previous = SweepRecord.load(sweep_dir) if options.resume else None
     base, target = _validated(spec, source, options, storage, previous)
-    started_ray = start_ray(options.ray_address, dashboard=True)
-    try:
+    with ray_session(options.ray_address, dashboard=True):
         check_shared(storage)
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target, name)
         context = TrialContext(
@@ -422,9 +421,6 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
         tune_wall_s = time.perf_counter() - fit_start
         report = summarise(record, sweep_dir, tune_wall_s)
         results = write_results(sweep_dir, record, report, command_line(), time.perf_counter() - start)
-    finally:
-        if started_ray:
-            ray.shutdown()
     return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s, results)
 
 

@@ -28,7 +28,6 @@ MODEL_TRAINING = "custom_model_development"
 """The experiment kind MLflow 3's UI opens as "Model training" (the run table and charts); an experiment without
 the tag is guessed from its first runs and may open under "GenAI"."""
 PARENT_RUN_TAG = "mlflow.parentRunId"
-RUN_NAME_TAG = "mlflow.runName"
 
 
 PROJECT_RUNS = "runs"

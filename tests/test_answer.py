@@ -9,7 +9,7 @@ import torch
 import transformers
 
 from orchestrator.cli import main
-from trainables.cached_passages import question_tensors
+from trainables.cache.reader import question_tensors
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import DecoupledConfig
 from trainables.qa_features import passage_windows

@@ -17,10 +17,11 @@ import pytest
 import torch
 import transformers
 
-from orchestrator.cache_build import CacheBuildOptions, build_cache, load_passages, plan_windows
-from trainables.cache_format import MANIFEST, CacheError, read_manifest, verify_cache
+from orchestrator.cache_build import CacheBuildOptions, build_cache
+from trainables.cache.plan import load_passages, plan_windows
+from trainables.cache.format import MANIFEST, CacheError, read_manifest, verify_cache
 from orchestrator.cli import main
-from trainables.cached_passages import PassageCache, cached_state_provider
+from trainables.cache.reader import PassageCache, cached_state_provider
 from trainables.data_errors import DataError
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import DecoupledConfig

@@ -21,7 +21,7 @@ from transformers import BertConfig, BertForQuestionAnswering
 
 from orchestrator.cli import main, one_line
 from orchestrator.ray_session import chosen_address, local_init_args
-from trainables.cache_format import (
+from trainables.cache.format import (
     Manifest, ShardData, read_manifest, schema_columns, shard_schema, with_shard, write_manifest, write_shard,
 )
 from trainables.data_errors import DataError
@@ -427,7 +427,7 @@ def _shard(passage: str, lengths: list[int], damage: str | None = None) -> Shard
 
 
 def tiny_cache(folder: Path) -> Path:
-    """A two-shard fp32 cache in the real on-disk format (shards and manifest written by cache_format)."""
+    """A two-shard fp32 cache in the real on-disk format (shards and manifest written by trainables.cache.format)."""
     folder.mkdir()
     schema = shard_schema(P, C, "fp32")
     manifest = Manifest(model={"sha256": "m"}, tokenizer_sha256="t", split=1, compression_ratio=1, cache_dtype="fp32",

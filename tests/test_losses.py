@@ -7,7 +7,6 @@ from trainables.losses import (
     attention_kl,
     cross_entropy,
     distillation_kl,
-    hinton_loss,
     joint_mask,
     layerwise_representation_loss,
     masked_mse,
@@ -15,10 +14,19 @@ from trainables.losses import (
     span_candidates,
     span_cross_entropy,
     span_distillation_kl,
-    span_hinton_loss,
 )
 
 LN3 = math.log(3.0)
+
+
+def hinton_loss(student, teacher, labels, *, temperature: float, alpha: float) -> torch.Tensor:
+    """α·CE + (1−α)·T²·KL, as the training step mixes the two terms (kd_ratio = 1 − α)."""
+    return alpha * cross_entropy(student, labels) + (1 - alpha) * distillation_kl(student, teacher, temperature)
+
+
+def span_hinton_loss(s_start, s_end, t_start, t_end, start_pos, end_pos, valid, *, temperature, alpha):
+    hard = span_cross_entropy(s_start, s_end, start_pos, end_pos, valid)
+    return alpha * hard + (1 - alpha) * span_distillation_kl(s_start, s_end, t_start, t_end, temperature, valid)
 # student probabilities (1/4, 3/4), teacher probabilities (3/4, 1/4) at T = 1.
 STUDENT = torch.tensor([[0.0, LN3]])
 TEACHER = torch.tensor([[LN3, 0.0]])

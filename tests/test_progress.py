@@ -56,7 +56,7 @@ def test_eval_shows_progress_on_a_terminal_and_none_with_json(tiny_qa_checkpoint
 
 
 def test_cache_build_counts_each_windowed_passage(tokenizer):
-    from orchestrator.cache_build import Passage, plan_windows
+    from trainables.cache.plan import Passage, plan_windows
 
     counted = []
     passages = [Passage("a", "Ada wrote the first program. " * 8), Passage("b", "Grace wrote a compiler.")]

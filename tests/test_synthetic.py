@@ -1,13 +1,46 @@
 """The synthetic QA generator: deterministic, exact offsets, and unsolvable without relating question to passage."""
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
 
 import pytest
 
+from trainables.features import QAExample
 from trainables.squad import load_squad, split_by_article
-from trainables.synthetic import RELATIONS, RELATIONS_PER_PARAGRAPH, synthetic_squad, write_squad_json
+from trainables.synthetic import RELATIONS, RELATIONS_PER_PARAGRAPH, synthetic_squad
+
+
+def write_squad_json(examples: Iterable[QAExample], path: str | Path) -> None:
+    """Write ``examples`` as a SQuAD JSON file (v1.1, or v2.0 when any example is impossible).
+
+    Articles are grouped by ``title`` and paragraphs by ``context``, both in first-appearance order.
+    """
+    examples = list(examples)
+    articles: dict[str, dict[str, list[dict]]] = {}
+    for ex in examples:
+        articles.setdefault(ex.title, {}).setdefault(ex.context, []).append(_qa_record(ex))
+    data = [
+        {"title": title, "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs.items()]}
+        for title, paragraphs in articles.items()
+    ]
+    version = "v2.0" if any(ex.is_impossible for ex in examples) else "1.1"
+    Path(path).write_text(json.dumps({"version": version, "data": data}, ensure_ascii=False, indent=1),
+                          encoding="utf-8")
+
+
+def _qa_record(ex: QAExample) -> dict:
+    record = {
+        "id": ex.id,
+        "question": ex.question,
+        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex.answers, ex.answer_starts)],
+    }
+    if ex.is_impossible:
+        record["is_impossible"] = True
+    return record
 
 
 def test_same_seed_same_examples_and_other_seed_differs():

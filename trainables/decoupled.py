@@ -375,3 +375,12 @@ def _maybe_tokenizer(name_or_path: str | Path):
     except (OSError, ValueError):
         return None
 
+
+def load_decoupled(name: str, **overrides) -> "DecoupledModel":
+    """The one loader of a saved model for inference (`decouple eval`, `cache build` and its actors, `answer`):
+    ``name`` resolved (`resolve_model`) and loaded as a `DecoupledModel` with ``overrides`` applied to its decoupling
+    config, and refused in one line (`FileNotFoundError`) when the checkpoint has no tokenizer files."""
+    model = DecoupledModel.from_pretrained(name, **overrides)
+    if model.tokenizer is None:
+        raise FileNotFoundError(f"model {name}: no tokenizer files in the checkpoint; save the tokenizer beside it")
+    return model

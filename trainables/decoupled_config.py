@@ -51,13 +51,22 @@ class DecoupledConfig:
 
     def check_against(self, num_layers: int, width: int) -> None:
         """Raise if this config cannot apply to an encoder of ``num_layers`` whose lower output is ``width`` wide."""
-        if self.split > num_layers:
-            raise ValueError(f"split={self.split} is larger than the model's {num_layers} layers; use 0..{num_layers}")
-        if width % self.compression_ratio:
-            raise ValueError(
-                f"compression_ratio={self.compression_ratio} does not divide the hidden size {width}; "
-                f"use a divisor of {width} (e.g. 1, 2, 3, 4, 6, 8)"
-            )
+        check_fits(self.split, self.compression_ratio, num_layers, width)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_fits(split: int, compression_ratio: int, num_layers: int, width: int, *, model: str | None = None,
+               lowest_split: int = 0) -> None:
+    """The one check that a split and a compression ratio fit an encoder of ``num_layers`` layers whose lower output
+    is ``width`` wide (a `DecoupledConfig`, training options, `decouple bench`). ``model`` names the encoder in the
+    message (None: "the model"); ``lowest_split`` is the smallest split the caller accepts."""
+    layers = f"the model's {num_layers} layers" if model is None else f"the {num_layers} layers of {model}"
+    if split > num_layers:
+        raise ValueError(f"split={split} is larger than {layers}; use {lowest_split}..{num_layers}")
+    if width % compression_ratio:
+        of = "" if model is None else f" of {model}"
+        divisors = ", ".join(str(r) for r in range(1, min(width, 16) + 1) if width % r == 0)
+        raise ValueError(f"compression_ratio={compression_ratio} does not divide the hidden size {width}{of}; use a "
+                         f"divisor of {width} (e.g. {divisors})")

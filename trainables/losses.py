@@ -54,21 +54,6 @@ def distillation_kl(
     return temperature**2 * F.kl_div(log_student, teacher, reduction="batchmean")
 
 
-def hinton_loss(
-    student_logits: torch.Tensor,
-    teacher_logits: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    temperature: float,
-    alpha: float,
-    valid: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """α·CE(student, labels) + (1−α)·T²·KL(teacher/T ‖ student/T). logits: (B, C); labels: (B,); valid: (B, C)."""
-    hard = cross_entropy(student_logits, labels, valid)
-    soft = distillation_kl(student_logits, teacher_logits, temperature, valid)
-    return alpha * hard + (1.0 - alpha) * soft
-
-
 def span_cross_entropy(
     start_logits: torch.Tensor,
     end_logits: torch.Tensor,
@@ -92,24 +77,6 @@ def span_distillation_kl(
     start = distillation_kl(student_start, teacher_start, temperature, valid)
     end = distillation_kl(student_end, teacher_end, temperature, valid)
     return 0.5 * (start + end)
-
-
-def span_hinton_loss(
-    student_start: torch.Tensor,
-    student_end: torch.Tensor,
-    teacher_start: torch.Tensor,
-    teacher_end: torch.Tensor,
-    start_positions: torch.Tensor,
-    end_positions: torch.Tensor,
-    valid: torch.Tensor,
-    *,
-    temperature: float,
-    alpha: float,
-) -> torch.Tensor:
-    """Hinton KD for span QA, start and end averaged. Logits: (B, T); positions: (B,); valid: (B, T) bool."""
-    hard = span_cross_entropy(student_start, student_end, start_positions, end_positions, valid)
-    soft = span_distillation_kl(student_start, student_end, teacher_start, teacher_end, temperature, valid)
-    return alpha * hard + (1.0 - alpha) * soft
 
 
 def masked_mse(student: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from trainables import storage
+from trainables.decoupled_config import check_fits
 from trainables.model_source import model_location, resolve_model_path
 from trainables.options import TrainOptions
 
@@ -54,13 +55,7 @@ def _check_model_fits(o: TrainOptions) -> None:
     if o.mode == "student" and o.student_init == "teacher":
         name, path = f"teacher {o.teacher!r}", teacher
     layers, hidden, positions = _model_shape(name, path)
-    if o.split > layers:
-        raise ValueError(f"split={o.split} is larger than the {layers} layers of {name}; use 1..{layers}")
-    if hidden % o.compression_ratio:
-        raise ValueError(
-            f"compression_ratio={o.compression_ratio} does not divide the hidden size {hidden} of {name}; "
-            f"use a divisor of {hidden}"
-        )
+    check_fits(o.split, o.compression_ratio, layers, hidden, model=name, lowest_split=1)
     if o.max_question_len + o.max_passage_len > positions:
         raise ValueError(
             f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the {positions} "

@@ -8,10 +8,12 @@ anything loads it. A *location* below is a local path or a URI, as a string.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 CACHE_ENV = "DECOUPLE_CACHE_DIR"
@@ -87,14 +89,26 @@ def write_bytes(location: str, data: bytes) -> None:
         with fs.open_output_stream(path) as stream:
             stream.write(data)
         return
-    handle, staging = tempfile.mkstemp(dir=folder, prefix=".writing-")
+    with staged(Path(path)) as staging:
+        staging.write_bytes(data)
+
+
+@contextlib.contextmanager
+def staged(path: Path, staging: Path | None = None) -> Iterator[Path]:
+    """The one atomic write of a local file: the block writes ``staging`` (default: a fresh temporary name beside
+    ``path``), which is then flushed to disk and renamed over ``path``, so readers see the old file or the new one,
+    never part of one. When the block fails, ``staging`` is removed and ``path`` is left as it was."""
+    if staging is None:
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=".writing-")
+        os.close(handle)
+        staging = Path(name)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
+        yield staging
+        with open(staging, "rb") as written:
+            os.fsync(written.fileno())
         os.replace(staging, path)
     finally:
-        if os.path.exists(staging):
-            os.unlink(staging)
+        staging.unlink(missing_ok=True)
 
 
 def write_text(location: str, text: str) -> None:

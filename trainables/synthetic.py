@@ -16,11 +16,8 @@ arguments give the same examples, ids and offsets on any machine.
 """
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Iterable
 
 from trainables.features import QAExample
 
@@ -122,35 +119,6 @@ def synthetic_squad(*, seed: int = 0, articles: int = 30, paragraphs_per_article
                     title=title,
                 ))
     return examples
-
-
-def write_squad_json(examples: Iterable[QAExample], path: str | Path) -> None:
-    """Write ``examples`` as a SQuAD JSON file (v1.1, or v2.0 when any example is impossible).
-
-    Articles are grouped by ``title`` and paragraphs by ``context``, both in first-appearance order.
-    """
-    examples = list(examples)
-    articles: dict[str, dict[str, list[dict]]] = {}
-    for ex in examples:
-        articles.setdefault(ex.title, {}).setdefault(ex.context, []).append(_qa_record(ex))
-    data = [
-        {"title": title, "paragraphs": [{"context": c, "qas": qas} for c, qas in paragraphs.items()]}
-        for title, paragraphs in articles.items()
-    ]
-    version = "v2.0" if any(ex.is_impossible for ex in examples) else "1.1"
-    Path(path).write_text(json.dumps({"version": version, "data": data}, ensure_ascii=False, indent=1),
-                          encoding="utf-8")
-
-
-def _qa_record(ex: QAExample) -> dict:
-    record = {
-        "id": ex.id,
-        "question": ex.question,
-        "answers": [{"text": t, "answer_start": s} for t, s in zip(ex.answers, ex.answer_starts)],
-    }
-    if ex.is_impossible:
-        record["is_impossible"] = True
-    return record
 
 
 def _check_args(articles: int, paragraphs_per_article: int, entities_per_paragraph: int,

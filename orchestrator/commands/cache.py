@@ -1,5 +1,5 @@
 """`decouple cache build|verify`: the command line of the passage cache (`orchestrator.cache_build`,
-`trainables.cache_format`). Ray and torch are imported only when an action runs."""
+`trainables.cache.format`). Ray and torch are imported only when an action runs."""
 from __future__ import annotations
 
 import argparse
@@ -90,7 +90,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from trainables.cache_format import verify_cache
+    from trainables.cache.format import verify_cache
 
     report = verify_cache(args.cache_dir, deep=args.deep)
     if args.json:

@@ -6,8 +6,8 @@ loaded; and `cached_state_provider` compares each cached window's token ids with
 handing out its states. States come back exactly as `DecoupledModel.encode_passage` returned them (values in the
 cache dtype, int8 scales), so ``forward_upper`` dequantizes and decompresses them as it would live ones.
 
-The file layout is defined in ``trainables.cache_format`` (pyarrow, json and hashing only); this module is the
-reading half that evaluation needs.
+The file layout is defined in ``trainables.cache.format``; this module is the reading half that evaluation and
+`decouple answer` need.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trainables.cache_format import (
+from trainables.cache.format import (
     CacheError,
     Manifest,
     ShardEntry,

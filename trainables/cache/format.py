@@ -40,6 +40,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from trainables import storage
+
 FORMAT = "decoupled-passage-cache"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -213,7 +215,9 @@ def read_manifest(cache_dir: str | Path) -> Manifest:
 
 
 def write_manifest(cache_dir: str | Path, manifest: Manifest) -> None:
-    _atomic_write_bytes(Path(cache_dir) / MANIFEST, manifest.to_json().encode("utf-8"))
+    path = Path(cache_dir) / MANIFEST
+    with storage.staged(path, _tmp_path(path)) as tmp:
+        tmp.write_bytes(manifest.to_json().encode("utf-8"))
 
 
 def with_shard(manifest: Manifest, entry: ShardEntry) -> Manifest:
@@ -325,12 +329,10 @@ def write_shard(cache_dir: str | Path, index: int, data: ShardData, schema: pa.S
         columns.append(_tensor_array(data.scales, np.float32))
     table = pa.Table.from_arrays(columns, schema=schema)
     path = Path(cache_dir) / shard_name(index)
-    tmp = _tmp_path(path)
-    pq.write_table(table, tmp, compression=COMPRESSION, **_column_encodings(schema))
-    _fsync(tmp)
-    entry = ShardEntry(file=path.name, rows=len(data), sha256=sha256_file(tmp), bytes=tmp.stat().st_size,
-                       valid_tokens=int(np.asarray(data.lengths).sum()))
-    os.replace(tmp, path)
+    with storage.staged(path, _tmp_path(path)) as tmp:
+        pq.write_table(table, tmp, compression=COMPRESSION, **_column_encodings(schema))
+        entry = ShardEntry(file=path.name, rows=len(data), sha256=sha256_file(tmp), bytes=tmp.stat().st_size,
+                           valid_tokens=int(np.asarray(data.lengths).sum()))
     return entry
 
 
@@ -514,20 +516,6 @@ def remove_stale_temporaries(cache_dir: str | Path) -> int:
 
 def _tmp_path(path: Path) -> Path:
     return path.with_name(f"{path.name}{_TMP_MARK}{os.getpid()}")
-
-
-def _atomic_write_bytes(path: Path, payload: bytes) -> None:
-    tmp = _tmp_path(path)
-    with open(tmp, "wb") as f:
-        f.write(payload)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
 
 
 def _column_encodings(schema: pa.Schema) -> dict:
