@@ -9,7 +9,7 @@ still show:
 - MLflow, Optuna: their loggers at WARNING (``MLFLOW_LOGGING_LEVEL``; Optuna's verbosity, `quiet_optuna`);
 - Ray: the driver's ``ray`` logger at WARNING (`ray.init`'s ``logging_level``), Ray Train's own logs at WARNING
   (``RunConfig.logging_config``; its per-report line, on a logger that config misses, by the training worker:
-  `trainables.loop_config`), Ray Data's at WARNING (the ``ray.data`` logger), the note that Ray enabled its
+  `trainables.training.config`), Ray Data's at WARNING (the ``ray.data`` logger), the note that Ray enabled its
   default token authentication (its own logger at ERROR), and Tune's TensorBoard logger (and its hint to run
   TensorBoard) left out (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``; the sweep adds Tune's CSV and JSON loggers itself).
 
@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import Iterator
 
-from trainables.loop_config import VERBOSE_ENV  # the workers read it too
+from trainables.training.config import VERBOSE_ENV  # the workers read it too
 
 QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",

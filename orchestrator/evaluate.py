@@ -1,5 +1,5 @@
-"""Evaluation: score a model — full or decoupled at any split, live or from a passage cache — on QA or pair data (the
-command line is `orchestrator.commands.eval`)."""
+"""Evaluation: score a model — full or decoupled at any split, live or from a passage cache — on QA or pair data
+(the command line is `orchestrator.commands.eval`)."""
 from __future__ import annotations
 
 import time

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainables.label_sets import parse_labels
-from trainables.loop_config import TRAINING_CONFIG
+from trainables.training.config import TRAINING_CONFIG
 
 CONFIG = "config.json"
 FOR_TASK = {"qa": ("task", "max_passage_len", "doc_stride"), "pair": ("task", "max_passage_len", "labels")}

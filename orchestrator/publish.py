@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from trainables import storage
-from trainables.loop_config import OPTIMIZER_STATE
+from trainables.training.config import OPTIMIZER_STATE
 
 PUBLISHED = "published.json"
 """Lists the files a publish put into the output directory and the checkpoint they came from (the next publish

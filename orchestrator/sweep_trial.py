@@ -7,8 +7,9 @@ Per trial, in order:
 2. the trial's speed: the student's cached path timed against the teacher on a fixed random batch
    (`trainables.timing.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the
    architecture alone, not on the weights, so it is measured once per architecture in a sweep
-   (`trainables.trial_speed`, kept under the sweep's storage), by the trial's rank-0 training worker before it trains (`LoopConfig.probe`), and every report
-   carries it (multi-objective searchers read all objectives from each result);
+   (`trainables.trial_speed`, kept under the sweep's storage), by the trial's rank-0 training worker before it
+   trains (`LoopConfig.probe`), and every report carries it (multi-objective searchers read all objectives from each
+   result);
 3. `run_training` runs a `TorchTrainer` under ``<train storage>/<sweep>-<trial id>`` with `SweepReportCallback`, which
    forwards each epoch's metrics to Tune with the speed figures and the accuracy drop against the teacher added, and
    logs them to the trial's nested MLflow run. The run is ours, found by name before one is created, so a resumed
@@ -220,7 +221,7 @@ def trained_seconds(uri: str, run_id: str) -> float:
 def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
     """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
     the latest epoch, then the latest run (run labels end in their start time)."""
-    from trainables.loop_config import TRAINER_STATE
+    from trainables.training.config import TRAINER_STATE
 
     best: tuple[int, str, str] | None = None
     for state in storage.find_files(train_dir, TRAINER_STATE):

@@ -95,7 +95,7 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     from ray.train.torch import TorchTrainer
 
     from orchestrator.console import train_log_level, worker_env
-    from trainables.worker_entry import train_loop_per_worker
+    from trainables.training.entry import train_loop_per_worker
 
     return TorchTrainer(
         train_loop_per_worker,
@@ -120,7 +120,7 @@ def loop_config(options: TrainOptions):
     snapshot directory in this machine's Hugging Face cache (bucket URIs stay as they are)."""
     from trainables.decoupled_config import DecoupledConfig
     from trainables.label_sets import parse_labels
-    from trainables.loop_config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
+    from trainables.training.config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
     def absolute(path: str | None) -> str | None:
         if path is None:
@@ -191,7 +191,7 @@ def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str |
     import tempfile
 
     from orchestrator.tracking import log_artifact
-    from trainables.loop_config import PREDICTIONS
+    from trainables.training.config import PREDICTIONS
 
     with tempfile.TemporaryDirectory() as folder:
         options.to_yaml(Path(folder) / OPTIONS_FILE)
@@ -210,7 +210,7 @@ def log_checkpoint(uri: str, run_id: str, checkpoint: str) -> Path:
     from mlflow.tracking import MlflowClient
 
     from orchestrator.tracking import log_artifact
-    from trainables.loop_config import OPTIMIZER_STATE
+    from trainables.training.config import OPTIMIZER_STATE
 
     MlflowClient(uri).set_tag(run_id, "checkpoint", checkpoint)
     folder = storage.local_copy(checkpoint)

@@ -7,10 +7,10 @@ import torch
 from orchestrator.train import loop_config
 from trainables.options import TrainOptions
 from tests.test_train import TINY, _tiny_checkpoint
-from trainables.augment import masked_batch, mask_tokens
+from trainables.training.augment import masked_batch, mask_tokens
 from trainables.decoupled import DecoupledModel
 from trainables.decoupled_config import DecoupledConfig
-from trainables.train_loop import Worker
+from trainables.training.loop import Worker
 
 CLS, SEP, PAD, MASK = 101, 102, 0, 103
 KEEP = torch.tensor([PAD, CLS, SEP, MASK])

@@ -103,8 +103,8 @@ def test_a_stray_label_is_a_skipped_row_not_a_new_class(cli, tmp_path, tiny_qa_c
 
 def test_training_data_keeps_two_classes_despite_a_stray_label(tmp_path, tokenizer):
     """What `train` hands the model: before, a stray 7 made a checkpoint with num_labels 8."""
-    from trainables.loop_config import DataSpec
-    from trainables.train_loop import load_task_data
+    from trainables.training.config import DataSpec
+    from trainables.training.task_data import load_task_data
 
     spec = DataSpec(source=pair_tsv(tmp_path / "pairs.tsv", "7"), eval_source=None, task="pair", eval_articles=0,
                     eval_fraction=0.25, max_question_len=16, max_passage_len=16, doc_stride=4,

@@ -143,7 +143,7 @@ def test_train_distils_a_hub_teacher(hub, capsys, tiny_qa_checkpoint, no_ray_tra
 
 def test_a_worker_trains_from_the_snapshot_a_hub_name_resolves_to(hub, tiny_qa_checkpoint, tmp_path):
     """The worker side of a hub teacher: the student starts from and distils the snapshot (one tiny epoch)."""
-    from trainables.train_loop import Worker
+    from trainables.training.loop import Worker
 
     hub("org/tiny-squad", tiny_qa_checkpoint)
     options = TrainOptions(mode="student", teacher="org/tiny-squad", split=1, kd_ratio=0.5, data=QA, eval_articles=1,

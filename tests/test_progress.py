@@ -67,7 +67,7 @@ def test_cache_build_counts_each_windowed_passage(tokenizer):
 def test_training_progress_lines_say_the_time_left(capsys):
     import torch
 
-    from trainables.train_loop import _Progress
+    from trainables.training.loop import _Progress
 
     progress = _Progress("epoch 1/1 (phase 2)", 4, enabled=True)
     for _ in range(4):

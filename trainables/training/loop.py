@@ -11,6 +11,9 @@ One loop serves every mode (see `LoopConfig`):
 - **two-phase compression** (Decoupled Transformer blog): the first ``phase1_epochs`` train only the compressor and
   decompressor to reconstruct the uncompressed lower passage states; later epochs train everything jointly.
 
+The seams live beside this module: the task's rows (`task_data`), the teacher and its logits (`teacher_logits`),
+the loss of one batch (`loss_step`) and the checkpoint files (`checkpoints`); this module is the loop that runs them.
+
 Every epoch ends with evaluation on the held-out split (rank 0, official SQuAD EM/F1 or accuracy) and one
 `ray.train.report` carrying the metrics and, from rank 0, a checkpoint: the model's `save_pretrained` directory plus
 ``training_config.json``, ``trainer_state.json`` / ``optimizer.pt`` (to resume at the right step), ``metrics.json``
@@ -18,143 +21,38 @@ and ``predictions.json``.
 """
 from __future__ import annotations
 
-import io
-import json
-import math
-import random
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer
 
 from trainables import storage
-from trainables.augment import masked_batch
-from trainables.decoupled import DecoupledModel, DecoupledOutput
+from trainables.decoupled import DecoupledModel
 from trainables.evaluation import evaluate_pairs, evaluate_qa
-from trainables.features import PairFeatures, QAFeatures
-from trainables.loop_config import (  # noqa: F401  (the checkpoint layout, re-exported)
-    METRICS,
-    OPTIMIZER_STATE,
-    PREDICTIONS,
-    TRAINER_STATE,
-    TRAINING_CONFIG,
-    DataSpec,
-    LoopConfig,
+from trainables.training.augment import masked_batch
+from trainables.training.checkpoints import optimizer_state, save_checkpoint, trainer_state
+from trainables.training.config import LoopConfig
+from trainables.training.loss_step import TERMS, LossStep
+from trainables.training.optim import autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
+from trainables.training.task_data import Rows, load_task_data
+from trainables.training.teacher_logits import (
+    all_teacher_logits,
+    build_teacher,
+    cached_teacher_logits,
+    save_teacher_logits,
+    teacher_forward,
 )
-from trainables.losses import (
-    attention_kl,
-    cross_entropy,
-    distillation_kl,
-    joint_mask,
-    layerwise_representation_loss,
-    masked_mse,
-    relative_mse,
-    span_candidates,
-    span_cross_entropy,
-    span_distillation_kl,
-)
-from trainables.optim import autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
-from trainables.pairs import build_pair_features, load_pairs
-from trainables.qa_features import build_qa_features
-from trainables.squad import load_squad, split_by_article
-
-# Loss terms in a fixed order, so every worker sums the same vector in the all-reduce.
-TERMS = ("loss", "ce", "kd", "hidden", "attention", "lrs", "reconstruction")
 
 Report = Callable[[dict, str | None], None]  # (metrics, checkpoint dir written by this worker or None)
 
 
-# ---- data ---------------------------------------------------------------------------------------------------------
-@dataclass
-class TaskData:
-    """Model-ready training and evaluation rows of one task, with the loaders' kept/skipped summaries."""
-
-    train: QAFeatures | PairFeatures
-    eval: QAFeatures | PairFeatures
-    num_labels: int
-    label_names: tuple[str, ...]
-    summaries: list[str]
-
-
-def load_task_data(spec: DataSpec, tokenizer) -> TaskData:
-    """Load, split and featurize the training and evaluation data of ``spec.task``."""
-    return _load_qa(spec, tokenizer) if spec.task == "qa" else _load_pair_data(spec, tokenizer)
-
-
-def _load_qa(spec: DataSpec, tokenizer) -> TaskData:
-    examples, report = load_squad(spec.source, split="train")
-    summaries = [report.summary()]
-    if spec.eval_source is None:
-        train, held_out = split_by_article(examples, eval_articles=spec.eval_articles, seed=spec.seed)
-    else:
-        train = examples
-        held_out, eval_report = load_squad(spec.eval_source, split="validation")
-        summaries.append(eval_report.summary())
-    cut = dict(max_question_len=spec.max_question_len, max_passage_len=spec.max_passage_len,
-               doc_stride=spec.doc_stride)
-    train_features, train_report = build_qa_features(train[: spec.max_train_examples], tokenizer, **cut,
-                                                     source="train")
-    eval_features, eval_report = build_qa_features(held_out[: spec.max_eval_examples], tokenizer, **cut,
-                                                   source="eval")
-    summaries += [train_report.summary(), eval_report.summary()]
-    return TaskData(train_features, eval_features, 2, (), summaries)
-
-
-def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
-    examples, names, report = load_pairs(spec.source, split="train", labels=spec.labels)
-    summaries = [report.summary()]
-    if spec.eval_source is None:
-        order = list(range(len(examples)))
-        random.Random(spec.seed).shuffle(order)
-        n_eval = max(1, round(spec.eval_fraction * len(examples)))
-        held_out = [examples[i] for i in sorted(order[:n_eval])]
-        train = [examples[i] for i in sorted(order[n_eval:])]
-    else:
-        train = examples
-        held_out, eval_names, eval_report = load_pairs(spec.eval_source, split="validation", labels=spec.labels)
-        summaries.append(eval_report.summary())
-        if eval_names != names:
-            raise ValueError(f"eval_data: labels {eval_names} differ from the training labels {names}")
-    cut = dict(max_question_len=spec.max_question_len, max_passage_len=spec.max_passage_len, label_names=names)
-    return TaskData(
-        build_pair_features(train[: spec.max_train_examples], tokenizer, **cut),
-        build_pair_features(held_out[: spec.max_eval_examples], tokenizer, **cut),
-        len(names),
-        names,
-        summaries,
-    )
-
-
-class _Rows(Dataset):
-    """Training rows as dicts of tensors, each with its row ``index`` (the key into cached teacher logits)."""
-
-    def __init__(self, features: QAFeatures | PairFeatures):
-        self.tensors = {
-            "question_ids": features.question_ids,
-            "question_mask": features.question_mask,
-            "passage_ids": features.passage_ids,
-            "passage_mask": features.passage_mask,
-        }
-        if isinstance(features, QAFeatures):
-            self.tensors.update(start_positions=features.start_positions, end_positions=features.end_positions)
-        else:
-            self.tensors["labels"] = features.labels
-
-    def __len__(self) -> int:
-        return int(self.tensors["question_ids"].shape[0])
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return {"index": torch.tensor(i), **{k: v[i] for k, v in self.tensors.items()}}
-
-
-# ---- models -------------------------------------------------------------------------------------------------------
 class _Objective(nn.Module):
     """The student as DDP wraps it, so phase-1 reconstruction also passes through DDP's forward (gradient sync)."""
 
@@ -209,23 +107,6 @@ def load_tokenizer(path: Path):
         raise ValueError(f"model: {path} has no tokenizer files; save the tokenizer next to the weights") from None
 
 
-def build_teacher(cfg: LoopConfig, num_labels: int) -> DecoupledModel:
-    """The frozen full teacher (split 0) in eval mode."""
-    teacher = DecoupledModel.from_pretrained(cfg.teacher_path, split=0, compression_ratio=1, cross_embeddings=False,
-                                             task=cfg.decoupled.task, num_labels=num_labels)
-    teacher.eval()
-    for param in teacher.parameters():
-        param.requires_grad_(False)
-    return teacher
-
-
-def _logits(out: DecoupledOutput) -> torch.Tensor:
-    """Task logits as one tensor: (B, 2, T) start/end for QA, (B, C) for pairs."""
-    if out.start_logits is not None:
-        return torch.stack([out.start_logits, out.end_logits], dim=1)
-    return out.logits
-
-
 # ---- the loop -----------------------------------------------------------------------------------------------------
 def run_worker(cfg: LoopConfig) -> None:
     """One Ray Train worker's whole run (`worker_entry.train_loop_per_worker` calls it)."""
@@ -267,6 +148,7 @@ class Worker:
         self.setup_metrics: dict = {}
         self.probe_metrics: dict = {}
         self.scaler = grad_scaler(cfg.optim.precision, device)
+        self.loss_step = LossStep(cfg.distill, cfg.decoupled.split, cfg.uses_teacher)
 
     # ---- setup ----------------------------------------------------------------------------------------------------
     def run(self, resume_dir: Path | None, report: Report) -> None:
@@ -324,7 +206,7 @@ class Worker:
         return ray.train.torch.prepare_model(objective, parallel_strategy_kwargs=kwargs)
 
     def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
-        rows = _Rows(self.data.train)
+        rows = Rows(self.data.train)
         # Our own sampler (also for one worker): the order of epoch e depends only on (seed, e), so resumes repeat it.
         sampler = DistributedSampler(rows, num_replicas=self.world_size, rank=self.rank, shuffle=True,
                                      seed=self.cfg.seed)
@@ -339,13 +221,13 @@ class Worker:
         """Load optimizer/scheduler state and counters from ``resume_dir``; returns the first epoch to run."""
         if resume_dir is None:
             return 0
-        state = json.loads((resume_dir / TRAINER_STATE).read_text())
+        state = trainer_state(resume_dir)
         self.global_step = state["global_step"]
         epoch = state["epoch"]
         # A checkpoint from the last epoch of phase 1 resumes into a fresh phase-2 optimizer, as an unbroken run does.
-        resumable = (resume_dir / OPTIMIZER_STATE).is_file()  # a finished, published model keeps no optimizer state
+        saved = optimizer_state(resume_dir, self.device)  # None: a finished, published model keeps none
+        resumable = saved is not None
         if resumable and epoch < self.cfg.epochs and self.cfg.phase_of(epoch) == state["phase"]:
-            saved = torch.load(resume_dir / OPTIMIZER_STATE, map_location=self.device, weights_only=True)
             self._enter_phase(state["phase"], optimizer_state=saved)
         fresh = "" if resumable else " with a fresh optimizer (the checkpoint keeps no optimizer state)"
         self._say(f"resumed from {resume_dir} after epoch {epoch} (step {self.global_step}){fresh}")
@@ -381,56 +263,17 @@ class Worker:
             self.teacher = build_teacher(self.cfg, self.data.num_labels).to(self.device)
             return {}
         start = time.perf_counter()
-        location = self.cfg.teacher_logits_file
-        self.teacher_logits = self._cached_teacher_logits(location)
+        location, rows = self.cfg.teacher_logits_file, Rows(self.data.train)
+        self.teacher_logits = cached_teacher_logits(location, rows, self.device)
         reused = self.teacher_logits is not None
         if not reused:
-            self.teacher_logits = self._all_teacher_logits(build_teacher(self.cfg, self.data.num_labels).to(self.device))
+            teacher = build_teacher(self.cfg, self.data.num_labels).to(self.device)
+            self.teacher_logits = all_teacher_logits(teacher, rows, self.cfg, self.rank, self.world_size, self.device)
             if location is not None and self.rank == 0:
-                buffer = io.BytesIO()
-                torch.save(self.teacher_logits.cpu(), buffer)
-                storage.write_bytes(location, buffer.getvalue())
+                save_teacher_logits(location, self.teacher_logits)
         return {"teacher_logits_s": time.perf_counter() - start, "teacher_logits_reused": float(reused)}
 
-    def _cached_teacher_logits(self, location: str | None) -> torch.Tensor | None:
-        """The cached logits at ``location`` when they exist and fit this run's training rows, else None."""
-        if location is None or not storage.exists(location):
-            return None
-        logits = torch.load(io.BytesIO(storage.read_bytes(location)), map_location=self.device, weights_only=True)
-        rows = _Rows(self.data.train)
-        return logits if logits.shape[0] == len(rows) else None
-
-    @torch.no_grad()
-    def _all_teacher_logits(self, teacher: DecoupledModel) -> torch.Tensor:
-        """Teacher logits of every training row, (N, 2, T) or (N, C): each worker computes a share, then all-gather."""
-        rows = _Rows(self.data.train)
-        share = math.ceil(len(rows) / self.world_size)
-        lo, hi = min(len(rows), self.rank * share), min(len(rows), (self.rank + 1) * share)
-        chunks = []
-        for start in range(lo, hi, self.cfg.eval_batch_size):
-            batch = {k: v[start: min(hi, start + self.cfg.eval_batch_size)].to(self.device)
-                     for k, v in rows.tensors.items()}
-            with autocast(self.cfg.optim.precision, self.device):
-                chunks.append(_logits(self._teacher_forward(teacher, batch, False, False)).float())
-        local = torch.cat(chunks) if chunks else torch.empty(0, device=self.device)
-        if self.world_size == 1:
-            return local
-        shape = self._teacher_logit_shape(teacher, rows)
-        padded = torch.zeros((share, *shape), device=self.device)
-        padded[: local.shape[0]] = local.reshape(-1, *shape)
-        gathered = [torch.empty_like(padded) for _ in range(self.world_size)]
-        dist.all_gather(gathered, padded)
-        return torch.cat(gathered)[: len(rows)]
-
-    def _teacher_logit_shape(self, teacher: DecoupledModel, rows: _Rows) -> tuple[int, ...]:
-        if self.cfg.decoupled.task == "qa":
-            return (2, rows.tensors["question_ids"].shape[1] + rows.tensors["passage_ids"].shape[1])
-        return (teacher.config.num_labels,)
-
-    @staticmethod
-    def _teacher_forward(teacher: DecoupledModel, batch: dict, hidden: bool, attention: bool) -> DecoupledOutput:
-        return teacher(batch["question_ids"], batch["question_mask"], batch["passage_ids"], batch["passage_mask"],
-                       output_hidden_states=hidden, output_attentions=attention)
+    _teacher_forward = staticmethod(teacher_forward)
 
     # ---- training -------------------------------------------------------------------------------------------------
     def _train_epoch(self, epoch: int) -> dict:
@@ -459,7 +302,8 @@ class Worker:
         if self.world_size > 1:
             dist.all_reduce(sums)
         metrics = {f"train_{name}": (sums[TERMS.index(name)] / sums[-2]).item() for name in TERMS if name in active}
-        metrics.update(self._shares(metrics))
+        if self.phase == 2:
+            metrics.update(self.loss_step.shares(metrics))
         metrics.update(
             epoch=epoch + 1,
             step=self.global_step,
@@ -472,21 +316,14 @@ class Worker:
         )
         return metrics
 
-    def _shares(self, means: dict[str, float]) -> dict[str, float]:
-        """Each weighted term's part of the epoch's mean loss, in percent (``share_kd`` = 100·ρ·kd / loss): which
-        term does the work."""
-        d, total = self.cfg.distill, means.get("train_loss", 0.0)
-        if self.phase == 1 or not self.cfg.uses_teacher or total <= 0:
-            return {}
-        weights = {"ce": 1 - d.ratio, "kd": d.ratio, "hidden": d.hidden_weight, "attention": d.attention_weight,
-                   "lrs": d.lrs_weight}
-        return {f"share_{name}": 100 * w * means[f"train_{name}"] / total for name, w in weights.items()
-                if f"train_{name}" in means}
-
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch`` (tensors on this worker's device); returns the detached loss terms."""
         with autocast(self.cfg.optim.precision, self.device):
-            terms = self._reconstruction_terms(batch) if self.phase == 1 else self._task_terms(batch)
+            if self.phase == 1:
+                terms = self.loss_step.reconstruction(self.model, batch)
+            else:
+                terms = self.loss_step.task(self.model, batch, self.teacher, self.teacher_logits,
+                                            self._teacher_forward)
         self.scaler.scale(terms["loss"]).backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.cfg.optim.max_grad_norm > 0:
@@ -498,63 +335,6 @@ class Worker:
         self.model.zero_grad(set_to_none=True)
         self.global_step += 1
         return {name: value.detach() for name, value in terms.items()}
-
-    def _reconstruction_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        out = self.model(batch, reconstruct=True)
-        loss = masked_mse(out["reconstructed"], out["target"], batch["passage_mask"])
-        return {"loss": loss, "reconstruction": loss}
-
-    def _task_terms(self, batch: dict) -> dict[str, torch.Tensor]:
-        """Task loss, plus distillation and feature losses for students; ``loss`` is their weighted sum."""
-        d = self.cfg.distill
-        live_teacher = self.teacher is not None
-        need_hidden = live_teacher and (d.hidden_weight > 0 or d.lrs_weight > 0)
-        need_attention = live_teacher and d.attention_weight > 0
-        out = self.model(batch, hidden=need_hidden, attention=need_attention)
-        valid = span_candidates(batch["question_mask"], batch["passage_mask"]) if out.logits is None else None
-        terms = {"ce": self._hard_loss(out, batch, valid)}
-        if not self.cfg.uses_teacher:
-            return {"loss": terms["ce"], **terms}
-        teacher_out = None
-        if live_teacher:
-            with torch.no_grad():
-                teacher_out = self._teacher_forward(self.teacher, batch, need_hidden, need_attention)
-        loss = (1 - d.ratio) * terms["ce"]
-        if d.ratio > 0:
-            target = self.teacher_logits[batch["index"]] if teacher_out is None else _logits(teacher_out)
-            terms["kd"] = self._soft_loss(out, target, valid)
-            loss = loss + d.ratio * terms["kd"]
-        if teacher_out is not None:
-            features = self._feature_terms(out, teacher_out, batch)
-            terms.update(features)
-            loss = loss + sum(getattr(d, f"{name}_weight") * value for name, value in features.items())
-        return {"loss": loss, **terms}
-
-    @staticmethod
-    def _hard_loss(out: DecoupledOutput, batch: dict, valid: torch.Tensor | None) -> torch.Tensor:
-        if out.logits is not None:
-            return cross_entropy(out.logits, batch["labels"])
-        return span_cross_entropy(out.start_logits, out.end_logits, batch["start_positions"], batch["end_positions"],
-                                  valid)
-
-    def _soft_loss(self, out: DecoupledOutput, target: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        """T²·KL against teacher logits ``target``: (B, 2, T) start/end for QA, (B, C) for pairs."""
-        temperature = self.cfg.distill.temperature
-        if out.logits is not None:
-            return distillation_kl(out.logits, target, temperature)
-        return span_distillation_kl(out.start_logits, out.end_logits, target[:, 0], target[:, 1], temperature, valid)
-
-    def _feature_terms(self, out: DecoupledOutput, teacher: DecoupledOutput, batch: dict) -> dict[str, torch.Tensor]:
-        d, mask = self.cfg.distill, joint_mask(batch["question_mask"], batch["passage_mask"])
-        terms = {}
-        if d.hidden_weight > 0:
-            terms["hidden"] = relative_mse(out.hidden_states[-1], teacher.hidden_states[-1], mask)
-        if d.attention_weight > 0:
-            terms["attention"] = attention_kl(out.last_attention, teacher.last_attention, mask)
-        if d.lrs_weight > 0:
-            terms["lrs"] = layerwise_representation_loss(out.hidden_states, teacher.hidden_states,
-                                                         self.cfg.decoupled.split, mask)
-        return terms
 
     # ---- evaluation and checkpoints -------------------------------------------------------------------------------
     def _evaluate(self) -> tuple[dict, dict]:
@@ -594,14 +374,10 @@ class Worker:
             report(metrics, folder)
 
     def _save(self, folder: Path, epoch: int, metrics: dict, predictions: dict) -> None:
-        self.student.save_pretrained(folder)
         state = {"epoch": epoch + 1, "phase": self.phase, "global_step": self.global_step}
-        (folder / TRAINER_STATE).write_text(json.dumps(state, indent=1))
-        torch.save({"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict()}, folder / OPTIMIZER_STATE)
-        (folder / TRAINING_CONFIG).write_text(json.dumps(self.cfg.record, indent=1, default=str))
-        (folder / METRICS).write_text(json.dumps(metrics, indent=1))
-        (folder / PREDICTIONS).write_text(json.dumps(predictions, indent=1, ensure_ascii=False))
+        optimizer = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                     "scaler": self.scaler.state_dict()}
+        save_checkpoint(folder, self.student, state, optimizer, self.cfg.record, metrics, predictions)
 
     def _say(self, *lines: str) -> None:
         if self.rank == 0:

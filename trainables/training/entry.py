@@ -1,17 +1,17 @@
 """The Ray Train workers' entry point. Nothing here imports torch: Ray Train's controller and the sweep's trial drivers
-unpickle this function without training anything; the loop itself (`trainables.train_loop`) is imported on the
+unpickle this function without training anything; the loop itself (`trainables.training.loop`) is imported on the
 worker."""
 from __future__ import annotations
 
 import logging
 import os
 
-from trainables.loop_config import VERBOSE_ENV
+from trainables.training.config import VERBOSE_ENV
 
 
 def train_loop_per_worker(config: dict) -> None:
     """Ray Train entry point; ``config["loop"]`` is a `LoopConfig`. The loop itself is imported here, on the worker."""
-    from trainables.train_loop import run_worker
+    from trainables.training.loop import run_worker
 
     _quiet_ray_train_reports()
     run_worker(config["loop"])

@@ -1,7 +1,7 @@
 """What the driver hands each Ray Train worker (`LoopConfig`) and the checkpoint layout the loop writes.
 
 Nothing here imports torch: Ray Train's controller and the sweep's trial drivers unpickle the config (and the entry
-point, `trainables.worker_entry`) without training anything, and importing torch and transformers would cost each of
+point, `trainables.training.entry`) without training anything, and importing torch and transformers would cost each of
 them seconds per run.
 """
 from __future__ import annotations
