@@ -34,11 +34,16 @@ def chosen_address(address: str | None) -> tuple[str | None, str]:
     return None, f"no --ray-address or {ADDRESS_ENV} given"
 
 
+_PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
+
+
 def local_init_args(*, dashboard: bool, num_cpus: int | None = None) -> dict:
     """`ray.init` arguments for a local Ray that never joins another one (see the module docstring), its logs and its
     workers' as quiet as the command's console (`orchestrator.console`)."""
     args: dict = {"address": LOCAL, "num_cpus": num_cpus, "logging_level": ray_logging_level()}
-    env = worker_env()
+    # One machine that lives as long as the command is never preempted: Ray Train's preemption watcher (an actor per
+    # run) has nothing to watch, and its shutdown printed an error line per trial.
+    env = worker_env() | {_PREEMPTION_WATCHER_ENV: "0"}
     if not dashboard:
         return args | {"include_dashboard": False, "runtime_env": {"env_vars": env}}
     port = _free_port()

@@ -315,6 +315,9 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
+    from orchestrator.console import verbose
+    from orchestrator.trial_lines import TrialLines
+
     metric, mode = objective(spec)
     searcher = build_searcher(spec, target, seed)
     scheduler = None
@@ -332,8 +335,10 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
         ),
         # The result files `decouple report` reads, named here: a quiet console turns Tune's automatic loggers off
         # to leave out its TensorBoard logger (`orchestrator.console`).
-        run_config=tune.RunConfig(name=record.sweep, storage_path=storage, verbose=1,
-                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback()],
+        # A quiet console shows one line per trial (`TrialLines`) instead of Tune's status and result tables.
+        run_config=tune.RunConfig(name=record.sweep, storage_path=storage, verbose=1 if verbose() else 0,
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback(),
+                                             TrialLines(record.num_samples)],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
 

@@ -29,7 +29,7 @@ def local_ray():
     """A local 2-CPU Ray for one test module (Ray Data pipelines), shut down after it."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a Ray already running
     yield
     ray.shutdown()
 

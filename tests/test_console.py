@@ -33,7 +33,8 @@ def test_a_quiet_console_sets_the_libraries_and_puts_them_back():
         assert (ray_logging_level(), train_log_level()) == (logging.WARNING, "WARNING")
         ray_args = local_init_args(dashboard=False)
         assert ray_args["logging_level"] == logging.WARNING
-        assert ray_args["runtime_env"]["env_vars"] == QUIET_ENV  # the command's workers are as quiet as it is
+        # the command's workers are as quiet as it is, and its own Ray has no preemption to watch
+        assert ray_args["runtime_env"]["env_vars"] == QUIET_ENV | {"RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
     assert not {VERBOSE_ENV, *QUIET_ENV} & set(os.environ) and hf_logging.get_verbosity() == before
 
 

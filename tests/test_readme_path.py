@@ -61,7 +61,7 @@ def ray_for_commands():
     """One local Ray the commands run on (each would otherwise start its own: seconds per command)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

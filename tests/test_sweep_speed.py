@@ -14,7 +14,7 @@ FIGURES = ("speedup", "speedup_bound", "state_bytes_per_token", "teacher_ms", "s
 def ray_2cpu():
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 

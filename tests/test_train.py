@@ -158,7 +158,7 @@ def test_pair_task_teacher_reports_accuracy(tmp_path):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, log_to_driver=False)
     yield
     ray.shutdown()
 

@@ -171,7 +171,8 @@ class Worker:
         seed_everything(cfg.seed)
         tokenizer = load_tokenizer(resume_dir or Path(cfg.init_path))
         self.data = load_task_data(cfg.data, tokenizer)
-        self._say(*self.data.summaries)
+        if self.cfg.progress or self.data.problems:  # a sweep trial's console shows only data with problems
+            self._say(*self.data.summaries)
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
         if cfg.decoupled.task == "pair":

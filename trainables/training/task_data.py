@@ -24,6 +24,8 @@ class TaskData:
     num_labels: int
     label_names: tuple[str, ...]
     summaries: list[str]
+    problems: int = 0
+    """Examples the loaders skipped or repaired: a quiet worker (a sweep trial) shows the summaries only then."""
 
 
 def load_task_data(spec: DataSpec, tokenizer) -> TaskData:
@@ -38,8 +40,8 @@ def _load_qa(spec: DataSpec, tokenizer) -> TaskData:
         train, held_out = split_by_article(examples, eval_articles=spec.eval_articles, seed=spec.seed)
     else:
         train = examples
-        held_out, eval_report = load_squad(spec.eval_source, split="validation")
-        summaries.append(eval_report.summary())
+        held_out, held_out_report = load_squad(spec.eval_source, split="validation")
+        summaries.append(held_out_report.summary())
     cut = dict(max_question_len=spec.max_question_len, max_passage_len=spec.max_passage_len,
                doc_stride=spec.doc_stride)
     train_features, train_report = build_qa_features(train[: spec.max_train_examples], tokenizer, **cut,
@@ -47,12 +49,13 @@ def _load_qa(spec: DataSpec, tokenizer) -> TaskData:
     eval_features, eval_report = build_qa_features(held_out[: spec.max_eval_examples], tokenizer, **cut,
                                                    source="eval")
     summaries += [train_report.summary(), eval_report.summary()]
-    return TaskData(train_features, eval_features, 2, (), summaries)
+    reports = [report, train_report, eval_report] + ([] if spec.eval_source is None else [held_out_report])
+    return TaskData(train_features, eval_features, 2, (), summaries, _problems(reports))
 
 
 def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
     examples, names, report = load_pairs(spec.source, split="train", labels=spec.labels)
-    summaries = [report.summary()]
+    summaries, reports = [report.summary()], [report]
     if spec.eval_source is None:
         order = list(range(len(examples)))
         random.Random(spec.seed).shuffle(order)
@@ -63,6 +66,7 @@ def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
         train = examples
         held_out, eval_names, eval_report = load_pairs(spec.eval_source, split="validation", labels=spec.labels)
         summaries.append(eval_report.summary())
+        reports.append(eval_report)
         if eval_names != names:
             raise ValueError(f"eval_data: labels {eval_names} differ from the training labels {names}")
     cut = dict(max_question_len=spec.max_question_len, max_passage_len=spec.max_passage_len, label_names=names)
@@ -72,7 +76,12 @@ def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
         len(names),
         names,
         summaries,
+        _problems(reports),
     )
+
+
+def _problems(reports) -> int:
+    return sum(r.skipped + r.warnings for r in reports)
 
 
 class Rows(Dataset):
