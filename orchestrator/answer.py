@@ -32,7 +32,7 @@ class AnswerOptions:
     """Torch device for the model: cpu, cuda or cuda:N."""
 
     def __post_init__(self) -> None:
-        from trainables.devices import check_device
+        from trainables.model.devices import check_device
 
         check_device(self.device)
         if not self.question.strip():
@@ -48,7 +48,7 @@ def answer(options: AnswerOptions):
     Returns ``trainables.cache.reader.CachedAnswer``.
     """
     from trainables.cache.reader import PassageCache, answer_from_cache
-    from trainables.decoupled import load_decoupled
+    from trainables.model.decoupled import load_decoupled
 
     cache = PassageCache(options.cache)
     cache.keys(options.passage_id)  # an unknown passage fails before the model loads
@@ -64,7 +64,7 @@ def settings_line(options: AnswerOptions) -> str:
     and the model's training windows when the cache's differ from them."""
     from orchestrator.model_settings import describe, read_trained_settings
     from trainables.cache.format import MANIFEST, read_manifest
-    from trainables.model_source import resolve_model
+    from trainables.model.source import resolve_model
 
     trained = read_trained_settings(resolve_model(options.model)).recorded
     manifest = read_manifest(options.cache)

@@ -1,6 +1,6 @@
 """`decouple bench`: measured speedup of decoupled models against the analytic FLOPs bound, for each split of a
 model (a checkpoint's weights, or random ones of a shape preset), as a table, JSON or an MLflow run. The timing
-itself (`measure_speedup`, which sweep trials call too) is `trainables.timing`.
+itself (`measure_speedup`, which sweep trials call too) is `trainables.speed.timing`.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from typing import Any
 import torch
 
 from orchestrator.errors import UserError
-from trainables.decoupled_config import CACHE_DTYPES, check_fits
-from trainables.flops import SHAPE_PRESETS, ModelShape
-from trainables.speed_reliability import UNRELIABLE_MARK, is_reliable
-from trainables.timing import BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
+from trainables.model.config import CACHE_DTYPES, check_fits
+from trainables.speed.flops import SHAPE_PRESETS, ModelShape
+from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
+from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
 
 DEFAULT_EXPERIMENT = "bench"
 SHAPE_MAX_POSITIONS = 512  # BERT's position table, for models built from a shape preset
@@ -30,7 +30,8 @@ class BenchOptions:
     """A checkpoint to load real weights from: a directory, 'minilm-l6', or a hub name (org/name[@revision]) from the
     Hugging Face cache."""
     shape: str = "bert-base"
-    """Preset of `flops.SHAPE_PRESETS` with random weights (speed does not depend on values); unused with `model`."""
+    """Preset of `trainables.speed.flops.SHAPE_PRESETS` with random weights (speed does not depend on values);
+    unused with `model`."""
     splits: tuple[int, ...] | None = None
     """Splits k to time; None = every third layer from 0 plus L-1 (0, 3, 6, 9, 11 for 12 layers)."""
     compression_ratio: int = 1
@@ -135,7 +136,7 @@ def _hf_config(options: BenchOptions):
             vocab_size=s.vocab, hidden_size=s.hidden, num_hidden_layers=s.layers, num_attention_heads=s.heads,
             intermediate_size=s.intermediate, max_position_embeddings=SHAPE_MAX_POSITIONS,
         )
-    from trainables.model_source import resolve_model
+    from trainables.model.source import resolve_model
 
     try:
         return AutoConfig.from_pretrained(resolve_model(options.model), local_files_only=True)
@@ -145,8 +146,8 @@ def _hf_config(options: BenchOptions):
 
 def _build_model(options: BenchOptions, hf_config, split: int):
     """The decoupled model at ``split``; random weights from ``options.seed`` for a shape, else the checkpoint's."""
-    from trainables.decoupled import DecoupledModel
-    from trainables.decoupled_config import DecoupledConfig
+    from trainables.model.config import DecoupledConfig
+    from trainables.model.decoupled import DecoupledModel
 
     config = DecoupledConfig(
         split=split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,

@@ -36,11 +36,11 @@ from trainables.cache.assembly import fresh_manifest, missing_rows, resume, writ
 from trainables.cache.encoder import PassageEncoder, absolute_model, check_reproducible, load_model
 from trainables.cache.format import CacheError, Manifest, ShardEntry, model_identity, tokenizer_sha256, write_manifest
 from trainables.cache.plan import Plan, load_passages, plan_windows
-from trainables.data_errors import DataError, LoadReport
-from trainables.decoupled_config import CACHE_DTYPES
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
-from trainables.model_source import resolve_model
-from trainables.quantization import state_bytes_per_token
+from trainables.data.errors import DataError, LoadReport
+from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
+from trainables.model.config import CACHE_DTYPES
+from trainables.model.quantization import state_bytes_per_token
+from trainables.model.source import resolve_model
 
 @dataclass(frozen=True)
 class CacheBuildOptions:
@@ -136,7 +136,7 @@ class BuildSummary:
     valid_tokens: int
     """Passage tokens in the cache (padding positions not counted)."""
     state_bytes_per_token: float
-    """Bytes of one passage token's cached state (`trainables.quantization.state_bytes_per_token`): the figure a sweep
+    """Bytes of one passage token's cached state (`trainables.model.quantization.state_bytes_per_token`): the figure a sweep
     reports for the same split, ratio and dtype."""
     load_report: LoadReport
     passages_encoded: int = 0

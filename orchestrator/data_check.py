@@ -7,9 +7,9 @@ printed here: the workers load the data again and report them.
 """
 from __future__ import annotations
 
+from trainables.data.errors import DataError, LoadReport, problems_unlogged
+from trainables.data.label_sets import parse_labels
 from trainables.options import TrainOptions
-from trainables.data_errors import DataError, LoadReport, problems_unlogged
-from trainables.label_sets import parse_labels
 
 
 def check_training_data(options: TrainOptions) -> tuple[str, ...]:
@@ -23,7 +23,7 @@ def check_training_data(options: TrainOptions) -> tuple[str, ...]:
 
 
 def _check_qa(o: TrainOptions) -> None:
-    from trainables.squad import article_count, load_squad
+    from trainables.data.squad import article_count, load_squad
 
     examples, report = load_squad(o.data, split="train")
     _usable("data", examples, report)
@@ -38,7 +38,7 @@ def _check_qa(o: TrainOptions) -> None:
 
 
 def _check_pairs(o: TrainOptions) -> tuple[str, ...]:
-    from trainables.pairs import load_pairs
+    from trainables.data.pairs import load_pairs
 
     labels = parse_labels(o.labels)
     examples, names, report = load_pairs(o.data, split="train", labels=labels)

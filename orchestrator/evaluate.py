@@ -9,11 +9,11 @@ from pathlib import Path
 
 from orchestrator.model_settings import describe, read_trained_settings, same_classes
 from orchestrator.progress import Progress
-from trainables.data_errors import DataError
-from trainables.devices import check_device
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
-from trainables.label_sets import parse_labels
-from trainables.model_source import DEFAULT_MODEL
+from trainables.data.errors import DataError
+from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
+from trainables.data.label_sets import parse_labels
+from trainables.model.devices import check_device
+from trainables.model.source import DEFAULT_MODEL
 
 PAIR_SUFFIXES = (".tsv", ".jsonl")
 
@@ -76,7 +76,7 @@ class EvalOptions:
 
 def load_model(options: EvalOptions, num_labels: int | None = None):
     """The model under evaluation, with the requested split/ratio/dtype applied over what the checkpoint says."""
-    from trainables.decoupled import load_decoupled
+    from trainables.model.decoupled import load_decoupled
 
     overrides = {"task": options.resolved_task}
     for name in ("split", "compression_ratio", "cache_dtype"):
@@ -93,8 +93,8 @@ def load_model(options: EvalOptions, num_labels: int | None = None):
 def untrained_head_note(options: EvalOptions) -> str | None:
     """One line when the model's task head is not in its checkpoint (the loader starts it at random, so scores differ
     from run to run); None otherwise."""
-    from trainables.checkpoint_files import untrained_head
-    from trainables.model_source import resolve_model
+    from trainables.model.checkpoint_files import untrained_head
+    from trainables.model.source import resolve_model
 
     path = Path(resolve_model(options.model))
     head = untrained_head(path, options.resolved_task) if path.is_dir() else None
@@ -111,7 +111,7 @@ def settle(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
     otherwise is refused); the settings the model was trained with (`orchestrator.model_settings`), only those that
     mean something for the task; the defaults (`features.MAX_PASSAGE_LEN`, `features.DOC_STRIDE`).
     """
-    from trainables.model_source import resolve_model
+    from trainables.model.source import resolve_model
 
     trained = read_trained_settings(resolve_model(options.model))
     task = options.task or trained.recorded.get("task", (None,))[0] or options.resolved_task
@@ -152,9 +152,9 @@ def evaluate(options: EvalOptions, *, show_progress: bool = False,
 
 
 def _evaluate_qa(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
-    from trainables.evaluation import evaluate_qa
-    from trainables.qa_features import build_qa_features
-    from trainables.squad import load_squad
+    from trainables.data.qa_features import build_qa_features
+    from trainables.data.squad import load_squad
+    from trainables.metrics.evaluation import evaluate_qa
 
     examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
     _check_usable(examples, load_report)
@@ -173,8 +173,8 @@ def _evaluate_qa(options: EvalOptions, show_progress: bool, ready: Callable[[], 
 
 
 def _evaluate_pairs(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
-    from trainables.evaluation import evaluate_pairs
-    from trainables.pairs import build_pair_features, load_pairs
+    from trainables.data.pairs import build_pair_features, load_pairs
+    from trainables.metrics.evaluation import evaluate_pairs
 
     if options.cache:
         raise ValueError("cache: passage caches serve QA; evaluate pair tasks without --cache")
@@ -202,7 +202,7 @@ def _check_usable(examples: list, report) -> None:
 
 def _check_classes(options: EvalOptions, label_names: tuple[str, ...]) -> None:
     """Refuse data whose classes are not the ones the model's head was trained on (its ``id2label``), in order."""
-    from trainables.model_source import resolve_model
+    from trainables.model.source import resolve_model
 
     names = read_trained_settings(resolve_model(options.model)).class_names
     if names and not same_classes(names, label_names):

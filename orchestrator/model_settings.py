@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainables.label_sets import parse_labels
+from trainables.data.label_sets import parse_labels
 from trainables.training.config import TRAINING_CONFIG
 
 CONFIG = "config.json"

@@ -95,8 +95,8 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
-    from trainables.speed_reliability import UNRELIABLE_MARK, is_reliable
     from orchestrator.sweep_tracking import format_table
+    from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
 
     b = report.budget
     limits = ", ".join(part for part in (

@@ -22,18 +22,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UserError
 from orchestrator.data_check import check_training_data
+from orchestrator.errors import UserError
 from orchestrator.ray_session import ray_session
 from orchestrator.shared_storage import check_shared
-from orchestrator.tracking import default_tracking_uri
-from trainables.options import TrainOptions
 from orchestrator.sweep_record import SweepRecord
 from orchestrator.sweep_results import command_line, write_results
 from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, run_trial, teacher_key
+from orchestrator.tracking import default_tracking_uri
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
-from trainables.label_sets import parse_labels
-from trainables.model_source import resolve_model
+from trainables.data.label_sets import parse_labels
+from trainables.model.source import resolve_model
+from trainables.options import TrainOptions
 from trainables.storage import check_directory_target, exists, is_uri, join, read_text, resolve, write_text
 
 if TYPE_CHECKING:
@@ -244,7 +244,7 @@ def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
     """A teacher passed with ``--teacher`` (a directory, a bucket URI or a hub name): its accuracy is the one its
     training run recorded (metrics.json); a model without that record (a hub model) needs ``eval_data`` to be scored
     on (`rescored_teacher`), and has no accuracy until then."""
-    from trainables.model_source import model_location
+    from trainables.model.source import model_location
 
     try:
         folder = model_location(path, "--teacher")
@@ -433,7 +433,7 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
     from orchestrator.teacher_check import check_teacher
-    from trainables.model_source import model_location, resolve_model_path
+    from trainables.model.source import model_location, resolve_model_path
     from trainables.option_checks import check_sources
 
     if previous:

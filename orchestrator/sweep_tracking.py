@@ -14,8 +14,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
-from trainables.speed_reliability import UNRELIABLE_MARK, cores, is_reliable
 from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_metrics, log_params
+from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
 
 SWEEP_TAG = "decouple.sweep"
 TRIAL_TAG = "decouple.trial_id"
@@ -159,7 +159,7 @@ def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str])
 
 def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> str:
     """Rows as an aligned text table with `TABLE_COLUMNS`; with ``front``, a first column marks its rows with *. An
-    unreliable speedup is followed by ``?`` and explained under the table (`speed_reliability`)."""
+    unreliable speedup is followed by ``?`` and explained under the table (`trainables.speed.reliability`)."""
     marked = front is not None
     on_front = {r["trial"] for r in front or ()}
     titles = (["front"] if marked else []) + list(TABLE_COLUMNS)

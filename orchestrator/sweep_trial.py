@@ -5,9 +5,9 @@ Per trial, in order:
 
 1. the sampled config becomes `TrainOptions` (`search_spaces.base.trial_options`);
 2. the trial's speed: the student's cached path timed against the teacher on a fixed random batch
-   (`trainables.timing.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the
+   (`trainables.speed.timing.measure_speedup`), beside the FLOPs bound and the cache bytes per token. Speed depends on the
    architecture alone, not on the weights, so it is measured once per architecture in a sweep
-   (`trainables.trial_speed`, kept under the sweep's storage), by the trial's rank-0 training worker before it
+   (`trainables.speed.trial`, kept under the sweep's storage), by the trial's rank-0 training worker before it
    trains (`LoopConfig.probe`), and every report carries it (multi-objective searchers read all objectives from each
    result);
 3. `run_training` runs a `TorchTrainer` under ``<train storage>/<sweep>-<trial id>`` with `SweepReportCallback`, which
@@ -35,7 +35,7 @@ from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import log_checkpoint
 from trainables import storage
 from trainables.options import SPEED, TEACHER, fields_with
-from trainables.trial_speed import BenchSettings, kept_speed, trial_speed
+from trainables.speed.trial import BenchSettings, kept_speed, trial_speed
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""

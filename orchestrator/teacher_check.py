@@ -12,7 +12,7 @@ from pathlib import Path
 
 from orchestrator.model_settings import class_names, same_classes
 from trainables import storage
-from trainables.checkpoint_files import untrained_head
+from trainables.model.checkpoint_files import untrained_head
 
 TASK_MODELS = {"qa": "question-answering", "pair": "sequence-classification"}
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.publish import publish
-from trainables.model_source import model_location
-from trainables.options import TrainOptions
 from trainables import storage
+from trainables.model.source import model_location
+from trainables.options import TrainOptions
 
 if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
@@ -118,8 +118,8 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
 def loop_config(options: TrainOptions):
     """The workers' `LoopConfig`: options with every local path made absolute and every hub name replaced by its
     snapshot directory in this machine's Hugging Face cache (bucket URIs stay as they are)."""
-    from trainables.decoupled_config import DecoupledConfig
-    from trainables.label_sets import parse_labels
+    from trainables.data.label_sets import parse_labels
+    from trainables.model.config import DecoupledConfig
     from trainables.training.config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
     def absolute(path: str | None) -> str | None:

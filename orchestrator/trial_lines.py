@@ -46,7 +46,7 @@ class TrialLines(Callback):
 
 def result_text(result: dict[str, Any]) -> str:
     """``accuracy 71.33 (drop 3.67), speedup 1.52x`` from a trial's last result; ``?`` marks a speedup its own
-    reliability check doubts (see `orchestrator.speed_reliability`)."""
+    reliability check doubts (see `trainables.speed.reliability`)."""
     parts = []
     if "accuracy" in result:
         drop = result.get("accuracy_drop")

@@ -229,7 +229,7 @@ def check_keys(config: Mapping[str, Any]) -> None:
 def check_config(config: Mapping[str, Any], target: Target, base: Mapping[str, Any]) -> None:
     """Raise ValueError (one line naming the field) if ``config`` cannot train on ``target`` (its options checked
     against the model's files too: `check_sources`)."""
-    from trainables.decoupled_config import DecoupledConfig
+    from trainables.model.config import DecoupledConfig
     from trainables.option_checks import check_sources
 
     check_keys(config)

@@ -10,11 +10,11 @@ import transformers
 
 from orchestrator.cli import main
 from trainables.cache.reader import question_tensors
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
-from trainables.qa_features import passage_windows
-from trainables.span_decoding import best_window_spans
-from trainables.squad import load_squad
+from trainables.data.qa_features import passage_windows
+from trainables.data.squad import load_squad
+from trainables.metrics.span_decoding import best_window_spans
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 
 Q, P, STRIDE = 16, 40, 12
 QUESTION = "Which instrument does the first person play?"

@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from orchestrator.train import loop_config
-from trainables.options import TrainOptions
 from tests.test_train import TINY, _tiny_checkpoint
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
+from trainables.options import TrainOptions
 from trainables.training.augment import masked_batch, mask_tokens
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
 from trainables.training.loop import Worker
 
 CLS, SEP, PAD, MASK = 101, 102, 0, 103

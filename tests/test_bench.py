@@ -6,11 +6,11 @@ from transformers import BertConfig, BertForQuestionAnswering
 
 from orchestrator.bench import BenchOptions, format_table, log_to_mlflow, run_bench
 from orchestrator.cli import main
-from trainables.flops import SHAPE_PRESETS, ModelShape, speedup_bound
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
-from trainables.quantization import state_bytes_per_token
-from trainables.timing import BenchBatch, TimingOptions, measure_speedup
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
+from trainables.model.quantization import state_bytes_per_token
+from trainables.speed.flops import SHAPE_PRESETS, ModelShape, speedup_bound
+from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
 TINY = ["--shape", "tiny", "--batch-size", "2", "--question-len", "8", "--passage-len", "16", "--repeats", "2"]
 

@@ -18,16 +18,16 @@ import torch
 import transformers
 
 from orchestrator.cache_build import CacheBuildOptions, build_cache
-from trainables.cache.plan import load_passages, plan_windows
-from trainables.cache.format import MANIFEST, CacheError, read_manifest, verify_cache
 from orchestrator.cli import main
+from trainables.cache.format import MANIFEST, CacheError, read_manifest, verify_cache
+from trainables.cache.plan import load_passages, plan_windows
 from trainables.cache.reader import PassageCache, cached_state_provider
-from trainables.data_errors import DataError
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
-from trainables.evaluation import evaluate_qa, predict_qa_logits
-from trainables.qa_features import build_qa_features
-from trainables.squad import load_squad
+from trainables.data.errors import DataError
+from trainables.data.qa_features import build_qa_features
+from trainables.data.squad import load_squad
+from trainables.metrics.evaluation import evaluate_qa, predict_qa_logits
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 
 DATA = "synthetic:articles=2"  # 8 passages, 48 questions
 Q, P, STRIDE, ROWS_PER_SHARD = 16, 48, 16, 8
@@ -100,7 +100,7 @@ def test_interrupted_build_resumes_without_rewriting(fp32_build):
 def test_build_reports_the_sweeps_state_bytes_and_its_own_disk_bytes(fp32_build, fp32_model):
     """The states' bytes per token are the figure a sweep measures for the model (`measure_speedup`), under the same
     name; the Parquet shards hold more per token (padding, overlaps, ids, offsets, text) under another."""
-    from trainables.timing import BenchBatch, TimingOptions, measure_speedup
+    from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
     model = DecoupledModel.from_pretrained(fp32_model)
     batch = BenchBatch.random(model.hf_config.vocab_size, 2, Q, P, seed=0)

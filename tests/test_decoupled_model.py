@@ -14,8 +14,8 @@ from transformers import (
     RobertaConfig,
 )
 
-from trainables.decoupled import DecoupledModel, PassageStates
-from trainables.decoupled_config import DecoupledConfig
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel, PassageStates
 
 Q, P = 8, 12
 

@@ -1,7 +1,7 @@
 import pytest
 from transformers import BertConfig
 
-from trainables.flops import (
+from trainables.speed.flops import (
     ModelShape,
     decoupled_flops,
     encoder_layer_flops,

@@ -24,9 +24,9 @@ from orchestrator.ray_session import chosen_address, local_init_args
 from trainables.cache.format import (
     Manifest, ShardData, read_manifest, schema_columns, shard_schema, with_shard, write_manifest, write_shard,
 )
-from trainables.data_errors import DataError
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
+from trainables.data.errors import DataError
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 
 QA = "synthetic:articles=1"  # 24 questions
 TINY_TRAIN = ["--max-question-len", "24", "--max-passage-len", "64", "--doc-stride", "16", "--epochs", "1",

@@ -13,8 +13,8 @@ from transformers import BertConfig, BertForQuestionAnswering, BertForSequenceCl
 
 from orchestrator.cli import main
 from orchestrator.train import loop_config
+from trainables.model.source import resolve_model
 from trainables.options import TrainOptions
-from trainables.model_source import resolve_model
 
 SHA = "a" * 40
 QA = "synthetic:articles=2"

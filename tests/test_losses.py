@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from trainables.losses import (
+from trainables.training.losses import (
     attention_kl,
     cross_entropy,
     distillation_kl,

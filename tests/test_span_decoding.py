@@ -6,12 +6,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from trainables.features import QAExample, QAFeatures
-from trainables.qa_features import build_qa_features
-from trainables.span_decoding import SpanPrediction, best_window_spans, decode_spans
-from trainables.squad import load_squad
-from trainables.squad_metrics import squad_v1
-from trainables.synthetic import synthetic_squad
+from trainables.data.features import QAExample, QAFeatures
+from trainables.data.qa_features import build_qa_features
+from trainables.data.squad import load_squad
+from trainables.data.synthetic import synthetic_squad
+from trainables.metrics.span_decoding import SpanPrediction, best_window_spans, decode_spans
+from trainables.metrics.squad import squad_v1
 
 Q = 4  # [CLS] q q [SEP]
 P = 6

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from trainables import timing as bench
-from trainables.timing import BenchBatch, TimingOptions, measure_speedup
 from orchestrator.report import trial_row
-from trainables.speed_reliability import BOUND_TOLERANCE, unreliable_reasons
 from orchestrator.sweep_tracking import format_table, plot_curve, plot_front
 from tests.conftest import tiny_bert_config
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled_config import DecoupledConfig
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
+from trainables.speed import timing as bench
+from trainables.speed.reliability import BOUND_TOLERANCE, unreliable_reasons
+from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
 
 def trial(name: str, split: int, speedup: float, reliable: float, load: float = 0.5) -> dict:

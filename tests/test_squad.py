@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from trainables.data_errors import DataError
-from trainables.features import QAExample
-from trainables.squad import load_squad, split_by_article
-from trainables.synthetic import synthetic_squad
+from trainables.data.errors import DataError
+from trainables.data.features import QAExample
+from trainables.data.squad import load_squad, split_by_article
+from trainables.data.synthetic import synthetic_squad
 
 DATA = Path(__file__).parents[2] / "shared" / "data"
 REAL_SQUAD = DATA / "squad-v1.1-dev-part-a.json"

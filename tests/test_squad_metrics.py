@@ -6,13 +6,13 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig
 
-from trainables.decoupled import DecoupledModel, PassageStates
-from trainables.decoupled_config import DecoupledConfig
-from trainables.evaluation import evaluate_qa, predict_qa_logits
-from trainables.features import QAExample, QAFeatures
-from trainables.qa_features import build_qa_features
-from trainables.squad_metrics import exact_match, f1, normalize_answer, squad_v1, squad_v2
-from trainables.synthetic import synthetic_squad
+from trainables.data.features import QAExample, QAFeatures
+from trainables.data.qa_features import build_qa_features
+from trainables.data.synthetic import synthetic_squad
+from trainables.metrics.evaluation import evaluate_qa, predict_qa_logits
+from trainables.metrics.squad import exact_match, f1, normalize_answer, squad_v1, squad_v2
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel, PassageStates
 
 SQUAD_DEV = Path(__file__).parents[2] / "shared" / "data" / "squad-v1.1-dev-part-a.json"
 

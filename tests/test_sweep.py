@@ -187,8 +187,8 @@ def test_concurrency_is_sized_from_the_cluster():
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
     from orchestrator.sweep_runner import teacher_options
     from orchestrator.sweep_trial import teacher_key
-    from trainables.options import TrainOptions
     from search_spaces.base import trial_options
+    from trainables.options import TrainOptions
 
     base = {"model": str(tiny_qa_checkpoint), "teacher": str(tiny_qa_checkpoint), "epochs": 1, "kd_ratio": 0.7}
     teacher = teacher_key(TrainOptions.from_dict(teacher_options(base)))

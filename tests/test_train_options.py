@@ -4,7 +4,7 @@ import pytest
 from transformers import BertConfig, BertModel
 
 from orchestrator.tracking import Tracking, default_tracking_uri, flatten
-from trainables.model_source import resolve_model_path
+from trainables.model.source import resolve_model_path
 from trainables.option_checks import check_sources
 from trainables.options import TrainOptions
 

@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from trainables import storage
-from trainables.decoupled_config import check_fits
-from trainables.model_source import model_location, resolve_model_path
+from trainables.model.config import check_fits
+from trainables.model.source import model_location, resolve_model_path
 from trainables.options import TrainOptions
 
 _DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")

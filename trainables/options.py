@@ -20,10 +20,10 @@ from pathlib import Path
 import yaml
 
 from trainables import storage
-from trainables.decoupled_config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
-from trainables.label_sets import parse_labels
+from trainables.data.label_sets import parse_labels
+from trainables.model.config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
+from trainables.model.source import DEFAULT_MODEL
 from trainables.training.config import PRECISIONS
-from trainables.model_source import DEFAULT_MODEL
 
 MODES = ("teacher", "student")
 STUDENT_INITS = ("teacher", "pretrained")

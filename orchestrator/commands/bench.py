@@ -1,5 +1,5 @@
 """`decouple bench`: its flags and `run`; the measurement is `orchestrator.bench.run_bench` over
-`trainables.timing`."""
+`trainables.speed.timing`."""
 from __future__ import annotations
 
 import argparse
@@ -8,9 +8,9 @@ import json
 from orchestrator.bench import DEFAULT_EXPERIMENT, BenchOptions
 from orchestrator.errors import UserError
 from orchestrator.flags import add_renamed_flag
-from trainables.decoupled_config import CACHE_DTYPES
-from trainables.flops import SHAPE_PRESETS
-from trainables.timing import DEVICES
+from trainables.model.config import CACHE_DTYPES
+from trainables.speed.flops import SHAPE_PRESETS
+from trainables.speed.timing import DEVICES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 from orchestrator.evaluate import EvalOptions
 from orchestrator.flags import add_renamed_flag
-from trainables.features import DOC_STRIDE, MAX_PASSAGE_LEN
+from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.ray_session import ray_session
     from orchestrator.teacher_check import check_teacher
     from orchestrator.tracking import Tracking, project_tracking_uri
-    from trainables.model_source import model_location
+    from trainables.model.source import model_location
     from trainables.option_checks import check_sources
 
     options = check_sources(quiet_for_json(options_from_args(args), args))

@@ -29,7 +29,7 @@ from trainables.cache.format import (
     write_shard,
 )
 from trainables.cache.plan import Plan
-from trainables.decoupled import DecoupledModel
+from trainables.model.decoupled import DecoupledModel
 
 
 class ShardAssembler:

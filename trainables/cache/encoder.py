@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from trainables.cache.format import CacheError, model_identity
-from trainables.decoupled import DecoupledModel
-from trainables.decoupled import load_decoupled
-from trainables.model_source import resolve_model
+from trainables.model.decoupled import DecoupledModel
+from trainables.model.decoupled import load_decoupled
+from trainables.model.source import resolve_model
 
 RANDOM_WEIGHTS = ("model {model}: loading it twice gives different weights (a head or compressor is initialised "
                   "at random); save the decoupled model with save_pretrained and cache that")
@@ -60,7 +60,7 @@ def absolute_model(model: str) -> str:
 
 def load_model(model: str, overrides: dict) -> DecoupledModel:
     """The checkpoint ``model`` as a DecoupledModel with ``overrides`` applied to its decoupling config
-    (`trainables.decoupled.load_decoupled`: the same loader and checks as evaluation)."""
+    (`trainables.model.decoupled.load_decoupled`: the same loader and checks as evaluation)."""
     return load_decoupled(model, **overrides)
 
 

@@ -6,7 +6,7 @@ Layout of a cache directory::
     shard-00000.parquet      rows [0, N) of the build plan, N = rows_per_shard
     shard-00001.parquet      rows [N, 2N) ...
 
-One row is one passage window (see ``trainables.features.PassageWindow``); its columns (`shard_schema`):
+One row is one passage window (see ``trainables.data.features.PassageWindow``); its columns (`shard_schema`):
 
     passage_id   string                          content hash of a SQuAD context, or a corpus record's id
     window       int32                           window number within the passage
@@ -135,7 +135,7 @@ class Manifest:
     max_passage_len: int
     """P: tokens per window, padding included."""
     doc_stride: int
-    """Overlap in tokens between consecutive windows of a passage (``trainables.qa_features`` convention)."""
+    """Overlap in tokens between consecutive windows of a passage (``trainables.data.qa_features`` convention)."""
     rows_per_shard: int
     """N: shard i holds plan rows [i*N, (i+1)*N)."""
     plan_sha256: str
@@ -400,7 +400,7 @@ class VerifyReport:
     @property
     def disk_bytes_per_token(self) -> float:
         """The shards' bytes per valid passage token (states of every window position, token ids, offsets, text);
-        the states alone are ``state_bytes_per_token`` (`trainables.quantization`)."""
+        the states alone are ``state_bytes_per_token`` (`trainables.model.quantization`)."""
         return self.bytes / self.valid_tokens if self.valid_tokens else 0.0
 
     def summary(self) -> str:
@@ -483,7 +483,7 @@ def _check_rows(cache_dir: str | Path, entry: ShardEntry, manifest: Manifest, se
 
 def _check_tensors(path: Path, table: pa.Table, manifest: Manifest, lengths: np.ndarray) -> str | None:
     """Every tensor column of a decoded shard: shape (rows, *manifest shape), dtype, finite states and scales, and
-    states zero on padding (`trainables.quantization` stores them so)."""
+    states zero on padding (`trainables.model.quantization` stores them so)."""
     dtypes = {"input_ids": np.int32, "offsets": np.int32, "scale": np.float32,
               "states": _ARROW_STATE_TYPES[manifest.cache_dtype].to_pandas_dtype()}
     arrays = {}

@@ -1,5 +1,5 @@
 """The plan of a passage cache: the passages of a data source (a SQuAD-style source, or a .jsonl/.parquet corpus of
-``{id, text}`` records), each windowed exactly as evaluation windows it (``trainables.qa_features.passage_windows``
+``{id, text}`` records), each windowed exactly as evaluation windows it (``trainables.data.qa_features.passage_windows``
 with the same ``max_passage_len`` and ``doc_stride``), so ``(passage_id, window)`` keys match the evaluation
 features. Windows are in a deterministic order: passages in first-appearance order, then window number.
 """
@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from trainables.cache.format import ShardData
-from trainables.data_errors import DataError, LoadReport, problem_line
-from trainables.features import PassageWindow
-from trainables.qa_features import passage_windows
-from trainables.squad import load_squad
+from trainables.data.errors import DataError, LoadReport, problem_line
+from trainables.data.features import PassageWindow
+from trainables.data.qa_features import passage_windows
+from trainables.data.squad import load_squad
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from trainables.cache.format import (
     tensor_column,
     tokenizer_sha256,
 )
-from trainables.decoupled import DecoupledModel, PassageStates
-from trainables.evaluation import PassageStatesFn
-from trainables.features import QAFeatures
-from trainables.span_decoding import best_window_spans
+from trainables.data.features import QAFeatures
+from trainables.metrics.evaluation import PassageStatesFn
+from trainables.metrics.span_decoding import best_window_spans
+from trainables.model.decoupled import DecoupledModel, PassageStates
 
 Key = tuple[str, int]  # (passage_id, window)
 
@@ -209,7 +209,7 @@ class PassageCache:
 
 def cached_state_provider(cache_dir: str | Path, model: DecoupledModel, features: QAFeatures, *,
                           doc_stride: int | None = None, shards_in_memory: int = 2) -> PassageStatesFn:
-    """The ``passage_states`` argument of ``trainables.evaluation.evaluate_qa``, reading states from a cache.
+    """The ``passage_states`` argument of ``trainables.metrics.evaluation.evaluate_qa``, reading states from a cache.
 
     Refuses (`CacheError`) a cache not built by ``model`` or with another ``max_passage_len`` (taken from the
     features) or ``doc_stride`` (when given), and one that lacks a window the features use. The returned callable
@@ -253,7 +253,7 @@ class CachedAnswer:
 
 
 def question_tensors(tokenizer, question: str, max_question_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[CLS] q [SEP]`` padded to Q as in ``trainables.qa_features``: ids (1, Q) and mask (1, Q), int64."""
+    """``[CLS] q [SEP]`` padded to Q as in ``trainables.data.qa_features``: ids (1, Q) and mask (1, Q), int64."""
     ids = tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"][: max_question_len - 2]
     ids = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
     pad = max_question_len - len(ids)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from trainables.decoupled import DecoupledModel
+from trainables.model.decoupled import DecoupledModel
 from trainables.training.config import METRICS, OPTIMIZER_STATE, PREDICTIONS, TRAINER_STATE, TRAINING_CONFIG
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from trainables import storage
-from trainables.decoupled_config import DecoupledConfig
+from trainables.model.config import DecoupledConfig
 
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_STATE = "optimizer.pt"

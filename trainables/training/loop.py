@@ -34,8 +34,8 @@ from torch.utils.data import DataLoader, DistributedSampler
 from transformers import AutoTokenizer
 
 from trainables import storage
-from trainables.decoupled import DecoupledModel
-from trainables.evaluation import evaluate_pairs, evaluate_qa
+from trainables.metrics.evaluation import evaluate_pairs, evaluate_qa
+from trainables.model.decoupled import DecoupledModel
 from trainables.training.augment import masked_batch
 from trainables.training.checkpoints import optimizer_state, save_checkpoint, trainer_state
 from trainables.training.config import LoopConfig

@@ -1,7 +1,7 @@
 """The student's loss on one batch, mixed from the config as torchtune's KD recipe mixes it in its ``_loss_step``:
 (1−ρ)·task + ρ·KD (ρ = kd_ratio) plus the weighted feature losses (last-layer hidden states, last-layer attention,
 DeFormer's LRS) against a frozen teacher; in compression phase 1, the reconstruction of the uncompressed passage
-states alone. The terms themselves are the pure functions of `trainables.losses`."""
+states alone. The terms themselves are the pure functions of `trainables.training.losses`."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables.decoupled import DecoupledModel, DecoupledOutput
-from trainables.losses import (
+from trainables.model.decoupled import DecoupledModel, DecoupledOutput
+from trainables.training.losses import (
     attention_kl,
     cross_entropy,
     distillation_kl,

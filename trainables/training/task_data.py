@@ -8,10 +8,10 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
-from trainables.features import PairFeatures, QAFeatures
-from trainables.pairs import build_pair_features, load_pairs
-from trainables.qa_features import build_qa_features
-from trainables.squad import load_squad, split_by_article
+from trainables.data.features import PairFeatures, QAFeatures
+from trainables.data.pairs import build_pair_features, load_pairs
+from trainables.data.qa_features import build_qa_features
+from trainables.data.squad import load_squad, split_by_article
 from trainables.training.config import DataSpec
 
 

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 
 from trainables import storage
-from trainables.decoupled import DecoupledModel, DecoupledOutput
+from trainables.model.decoupled import DecoupledModel, DecoupledOutput
 from trainables.training.config import LoopConfig
 from trainables.training.optim import autocast
 from trainables.training.task_data import Rows

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from trainables.data_errors import DataError
+from trainables.data.errors import DataError
 
 MISSING = ("", "-")
 """Label texts that mean "no label" (an unlabelled row, reported as missing rather than wrong)."""

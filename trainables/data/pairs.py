@@ -5,7 +5,7 @@ and the label), a local ``.jsonl`` (one object per line), or a ``datasets`` name
 ``nyu-mll/glue:rte``, any ``name[:config]`` or local dataset folder). Column names are matched through the
 aliases below, so ``question1/question2`` (QQP) and ``premise/hypothesis`` (MNLI) work unchanged.
 
-Labels become class indices into ``label_names``, drawn from a known set (`trainables.label_sets`): ``--labels``,
+Labels become class indices into ``label_names``, drawn from a known set (`trainables.data.label_sets`): ``--labels``,
 what the source declares (a ClassLabel; MRPC's and QQP's numeric columns), or the task's own set (0/1, the GLUE
 entailment sets). A label outside the set never becomes a class: its row is a bad row. A bad row is skipped with
 one line naming the file, the row (its id, or its line), the field and the value.
@@ -20,11 +20,11 @@ from typing import Iterable, Iterator
 
 import torch
 
-from trainables import label_sets
-from trainables.data_errors import DataError, LoadReport, problem_line
-from trainables.features import PairExample, PairFeatures
-from trainables.label_sets import LabelSet
-from trainables.qa_features import pad_ids
+from trainables.data import label_sets
+from trainables.data.errors import DataError, LoadReport, problem_line
+from trainables.data.features import PairExample, PairFeatures
+from trainables.data.label_sets import LabelSet
+from trainables.data.qa_features import pad_ids
 
 SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
 SENTENCE2_COLUMNS = ("sentence2", "question2", "hypothesis", "#2 String")
@@ -66,7 +66,7 @@ def load_pairs(source: str, *, split: str = "train", limit: int | None = None,
     """Load pair examples (at most ``limit``); returns them, the label names and the kept/skipped report.
 
     ``split`` is used only for ``datasets`` names. ``labels`` are the source's labels as it writes them, in class
-    order (``--labels``); None takes the set the source declares or the task's (see `trainables.label_sets`).
+    order (``--labels``); None takes the set the source declares or the task's (see `trainables.data.label_sets`).
     Raises ``DataError`` when the whole source is unusable.
     """
     if limit is not None and limit < 0:

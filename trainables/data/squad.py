@@ -1,8 +1,8 @@
 """Load SQuAD v1.1 / v2.0 questions from a local JSON file, a ``datasets`` hub name, or the synthetic generator.
 
 Every source ends in the same per-example checks, so a bad example is skipped with one line naming the file, the
-example id and the field (see ``trainables.data_errors``), and the ``LoadReport`` counts kept and skipped examples.
-Over-long questions cannot be detected here (that needs a tokenizer); ``trainables.qa_features`` reports them.
+example id and the field (see ``trainables.data.errors``), and the ``LoadReport`` counts kept and skipped examples.
+Over-long questions cannot be detected here (that needs a tokenizer); ``trainables.data.qa_features`` reports them.
 """
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import random
 from pathlib import Path
 from typing import Iterator
 
-from trainables.data_errors import DataError, LoadReport, problem_line
-from trainables.features import QAExample
-from trainables.synthetic import synthetic_squad
+from trainables.data.errors import DataError, LoadReport, problem_line
+from trainables.data.features import QAExample
+from trainables.data.synthetic import synthetic_squad
 
 SYNTHETIC = "synthetic"
 PAIR_FILE_SUFFIXES = (".tsv", ".jsonl", ".csv")

@@ -1,7 +1,7 @@
 """The timing harness: a full model against a decoupled student's live and cached paths, beside the FLOPs bound
-(`trainables.flops`). `decouple bench` and every sweep trial (on its training worker) time models with it.
+(`trainables.speed.flops`). `decouple bench` and every sweep trial (on its training worker) time models with it.
 
-Three paths are timed on the same random batch (all masks 1, so every path does the work `flops.py` counts):
+Three paths are timed on the same random batch (all masks 1, so every path does the work `flops` counts):
 
 - **full**: the Hugging Face task model that the decoupled model wraps (`DecoupledModel.hf`), run on the joint
   ``[question ; passage]`` ids — the original model as users run it, timed again beside every split;
@@ -30,9 +30,9 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from trainables.devices import check_device
-from trainables.flops import ModelShape, speedup_bound
-from trainables.speed_reliability import cores, load_average, unreliable_reasons
+from trainables.model.devices import check_device
+from trainables.speed.flops import ModelShape, speedup_bound
+from trainables.speed.reliability import cores, load_average, unreliable_reasons
 
 DEVICES = ("cpu", "cuda")
 _CLEAR_REFS = Path("/proc/self/clear_refs")
@@ -185,7 +185,7 @@ def torch_threads(threads: int | None) -> Iterator[int]:
 def full_forward(model: torch.nn.Module, batch: BenchBatch) -> Any:
     """The original model on the joint sequence: a `DecoupledModel` gets the four tensors, an HF model the
     concatenated ids with token type 0 on the question and 1 on the passage."""
-    from trainables.decoupled import DecoupledModel
+    from trainables.model.decoupled import DecoupledModel
 
     if isinstance(model, DecoupledModel):
         return model(batch.question_ids, batch.question_mask, batch.passage_ids, batch.passage_mask)
@@ -202,7 +202,7 @@ def full_forward(model: torch.nn.Module, batch: BenchBatch) -> Any:
 def host_cache(model: torch.nn.Module, batch: BenchBatch, device: str):
     """Passage states of ``batch`` as a cache holds them: made once on ``device``, kept in host memory
     (pinned when ``device`` is cuda so the timed copy is a plain DMA). Returns (PassageStates, passage mask)."""
-    from trainables.decoupled import PassageStates
+    from trainables.model.decoupled import PassageStates
 
     with torch.inference_mode():
         states = model.encode_passage(batch.passage_ids, batch.passage_mask).to("cpu")
@@ -227,7 +227,7 @@ def measure_speedup(
     bound_{live,cached} (`flops.speedup_bound` of the student's shape, split and ratio); {live,cached}_vs_bound
     (speedup / bound); state_bytes_per_token (values + scale bytes / passage tokens); speed_load (the highest
     1-minute load average before and after the timing) and speed_reliable (1.0, or 0.0 when a speedup is above its
-    bound or the load above the cores: `speed_reliability`).
+    bound or the load above the cores: `trainables.speed.reliability`).
     """
     model, batch = model_student.eval(), batch.to(timing.device)
     model_full.eval()

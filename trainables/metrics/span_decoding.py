@@ -1,6 +1,6 @@
 """Turn start/end logits over (question, window) rows into one answer string per example.
 
-Logits are in joint coordinates (see ``trainables.features``): position ``Q + t`` is passage token ``t``; joint
+Logits are in joint coordinates (see ``trainables.data.features``): position ``Q + t`` is passage token ``t``; joint
 position 0 (``[CLS]``) carries the no-answer score. Each window proposes its best span among its top-n starts ×
 top-n ends; an example takes the best proposal over all its windows (the standard BERT/SQuAD post-processing).
 """
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from trainables.features import QAFeatures
+from trainables.data.features import QAFeatures
 
 # Rows decoded per vectorised step: bounds the (rows, n_best, n_best) score tensor on large eval sets.
 _ROWS_PER_STEP = 4096

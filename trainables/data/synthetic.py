@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from trainables.features import QAExample
+from trainables.data.features import QAExample
 
 RELATIONS_PER_PARAGRAPH = 3
 _MAX_REDRAWS = 100

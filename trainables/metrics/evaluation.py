@@ -10,11 +10,11 @@ from contextlib import contextmanager
 
 import torch
 
-from trainables.decoupled import DecoupledModel, PassageStates
-from trainables.features import PairFeatures, QAFeatures
-from trainables.pair_metrics import pair_metrics
-from trainables.span_decoding import decode_spans
-from trainables.squad_metrics import squad_v1, squad_v2
+from trainables.data.features import PairFeatures, QAFeatures
+from trainables.metrics.pairs import pair_metrics
+from trainables.metrics.span_decoding import decode_spans
+from trainables.metrics.squad import squad_v1, squad_v2
+from trainables.model.decoupled import DecoupledModel, PassageStates
 
 # (row indices (B,) int64) -> (PassageStates for those rows, passage mask (B, P))
 PassageStatesFn = Callable[[torch.Tensor], tuple[PassageStates, torch.Tensor]]

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from trainables.data_errors import LoadReport, problem_line
-from trainables.features import PassageWindow, QAExample, QAFeatures, passage_id_for
+from trainables.data.errors import LoadReport, problem_line
+from trainables.data.features import PassageWindow, QAExample, QAFeatures, passage_id_for
 
 _NO_OFFSET = (-1, -1)
 

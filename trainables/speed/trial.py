@@ -1,5 +1,5 @@
 """A sweep trial's speed figures: its student's cached path timed against the teacher on one fixed random batch
-(`trainables.timing`), beside the FLOPs bound and the cache bytes per token. Speed depends on the architecture
+(`trainables.speed.timing`), beside the FLOPs bound and the cache bytes per token. Speed depends on the architecture
 alone, so the weights are random and the figures are kept per architecture for the sweep's later trials. It runs
 where the trial trains (its rank-0 training worker, or a Ray task holding one worker's resources), so nothing here
 imports the driver.
@@ -36,14 +36,14 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     """Time the student ``options`` describes against its teacher on one fixed random batch (random weights of the
     teacher's architecture: speed does not depend on their values), on the trial's device with the threads Ray gives
     the calling task (one per CPU, as a training worker gets). ``speed_reliable`` (1.0 or 0.0) and ``speed_load``
-    say whether the figures can be reported as facts (`trainables.speed_reliability`)."""
+    say whether the figures can be reported as facts (`trainables.speed.reliability`)."""
     import torch
     from transformers import AutoConfig
 
-    from trainables.decoupled import DecoupledModel
-    from trainables.decoupled_config import DecoupledConfig
-    from trainables.model_source import resolve_model_path
-    from trainables.timing import BenchBatch, TimingOptions, measure_speedup
+    from trainables.model.config import DecoupledConfig
+    from trainables.model.decoupled import DecoupledModel
+    from trainables.model.source import resolve_model_path
+    from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
     source = storage.local_copy(options.teacher) if options.teacher else resolve_model_path(options.model)
     shape = AutoConfig.from_pretrained(source, local_files_only=True)
