@@ -66,5 +66,11 @@ def test_load_pairs_reads_the_synthetic_set_with_its_options_and_refuses_unknown
     assert examples == synthetic_pairs(seed=5, pairs=40)[:30]
     with pytest.raises(DataError, match="unknown option 'articles'; use seed, pairs, people"):
         load_pairs("synthetic:articles=3")
-    with pytest.raises(ValueError, match="people = 1; use 2 to"):
-        synthetic_pairs(people=1)
+    with pytest.raises(ValueError, match="people = 0; use 1 to"):
+        synthetic_pairs(people=0)
+
+
+def test_one_person_refutes_with_a_value_the_passage_does_not_state():
+    for ex in synthetic_pairs(seed=3, pairs=200, people=1):
+        (person, value), (stated_person, stated_value) = _fact(ex.sentence1), _fact(ex.sentence2)
+        assert person == stated_person and (value == stated_value) == (ex.label == 0)

@@ -10,7 +10,8 @@ The passage states one relation for ``people`` people, each with a different val
 and either that person's value (``entailment``) or another person's value from the same passage
 (``not_entailment``). So every word of the claim occurs in the passage either way, and neither sentence alone says
 anything about the label (the classes are balanced, in random order): only binding the claim's name and value to
-the passage's statements tells them apart. Surface forms vary (three fact templates per relation, six relations),
+the passage's statements tells them apart. With ``people=1`` (the easy set) a refuted claim names a value the
+passage does not state: comparing the two values is enough, and still needs both sentences. Surface forms vary (three fact templates per relation, six relations),
 so wording does not give it away either.
 
 For a decoupled model this is the whole story of the split in one task: the pair head reads [CLS], in the claim's
@@ -33,9 +34,8 @@ def synthetic_pairs(*, seed: int = 0, pairs: int = 2000, people: int = 2) -> lis
     most = min(len(r.values) for r in RELATIONS)
     if pairs < 2:
         raise ValueError(f"synthetic pairs: pairs = {pairs}; use at least 2")
-    if not 2 <= people <= most:
-        raise ValueError(f"synthetic pairs: people = {people}; use 2 to {most} (a refuted claim borrows another "
-                         "person's value)")
+    if not 1 <= people < most:
+        raise ValueError(f"synthetic pairs: people = {people}; use 1 to {most - 1}")
     rng = random.Random(seed)
     used: set[str] = set()
     labels = [n % 2 for n in range(pairs)]
@@ -48,7 +48,12 @@ def synthetic_pairs(*, seed: int = 0, pairs: int = 2000, people: int = 2) -> lis
         statements = [rng.choice(relation.facts).format(e=name, v=value) for name, value in zip(names, values)]
         rng.shuffle(statements)
         claimed = rng.randrange(people)
-        value = values[claimed] if label == 0 else values[(claimed + rng.randrange(1, people)) % people]
+        if label == 0:
+            value = values[claimed]
+        elif people > 1:  # another person's value from the passage
+            value = values[(claimed + rng.randrange(1, people)) % people]
+        else:  # a value the passage does not state
+            value = rng.choice([v for v in relation.values if v != values[0]])
         claim = rng.choice(relation.facts).format(e=names[claimed], v=value)
         examples.append(PairExample(id=f"synpair{seed}-{n:05d}", sentence1=claim, sentence2=" ".join(statements),
                                     label=label))
