@@ -1,6 +1,7 @@
 """Load sentence-pair classification data (MRPC / QQP / MNLI / RTE style) and turn it into ``PairFeatures``.
 
-Sources: a local ``.tsv`` (GLUE layouts, MRPC's original layout, or any header naming the two sentence columns
+Sources: ``synthetic[:seed=..,pairs=..,people=..]`` (the built-in claim-verification set,
+`trainables.data.synthetic_pairs`), a local ``.tsv`` (GLUE layouts, MRPC's original layout, or any header naming the two sentence columns
 and the label), a local ``.jsonl`` (one object per line), or a ``datasets`` name (``glue/mrpc``,
 ``nyu-mll/glue:rte``, any ``name[:config]`` or local dataset folder). Column names are matched through the
 aliases below, so ``question1/question2`` (QQP) and ``premise/hypothesis`` (MNLI) work unchanged.
@@ -25,6 +26,8 @@ from trainables.data.errors import DataError, LoadReport, problem_line
 from trainables.data.features import PairExample, PairFeatures
 from trainables.data.label_sets import LabelSet
 from trainables.data.qa_features import pad_ids
+from trainables.data.squad import SYNTHETIC, synthetic_kwargs
+from trainables.data.synthetic_pairs import LABEL_NAMES as SYNTHETIC_LABELS, synthetic_pairs
 
 SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
 SENTENCE2_COLUMNS = ("sentence2", "question2", "hypothesis", "#2 String")
@@ -72,6 +75,9 @@ def load_pairs(source: str, *, split: str = "train", limit: int | None = None,
     if limit is not None and limit < 0:
         raise ValueError(f"load_pairs: limit = {limit}; use None or a count >= 0")
     path = Path(source)
+    if source == SYNTHETIC or source.startswith(SYNTHETIC + ":"):
+        examples = synthetic_pairs(**synthetic_kwargs(source, synthetic_pairs))[:limit]
+        return examples, SYNTHETIC_LABELS, LoadReport(source, kept=len(examples))
     if source.endswith(".tsv"):
         report = LoadReport(path.name)
         rows, declared = _tsv_rows(path)

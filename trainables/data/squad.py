@@ -79,15 +79,16 @@ def _article_key(example: QAExample) -> str:
 
 
 def _load_synthetic(source: str, limit: int | None) -> tuple[list[QAExample], LoadReport]:
-    examples = synthetic_squad(**_synthetic_kwargs(source))
+    examples = synthetic_squad(**synthetic_kwargs(source, synthetic_squad))
     if limit is not None:
         examples = examples[:limit]
     return examples, LoadReport(source, kept=len(examples))
 
 
-def _synthetic_kwargs(source: str) -> dict[str, int]:
-    """Parse ``synthetic:seed=3,articles=40`` into keyword arguments of ``synthetic_squad``."""
-    allowed = list(inspect.signature(synthetic_squad).parameters)
+def synthetic_kwargs(source: str, generator) -> dict[str, int]:
+    """Parse ``synthetic:seed=3,articles=40`` into integer keyword arguments of ``generator`` (``synthetic_squad``,
+    ``synthetic_pairs``)."""
+    allowed = list(inspect.signature(generator).parameters)
     kwargs: dict[str, int] = {}
     for part in filter(None, source.partition(":")[2].split(",")):
         key, _, value = part.partition("=")

@@ -104,9 +104,9 @@ def synthetic_squad(*, seed: int = 0, articles: int = 30, paragraphs_per_article
     used_words: set[str] = set()
     examples: list[QAExample] = []
     for a in range(articles):
-        title = f"People of {_new_word(rng, used_words)}"
+        title = f"People of {new_word(rng, used_words)}"
         for p in range(paragraphs_per_article):
-            people = [_new_word(rng, used_words) for _ in range(entities_per_paragraph)]
+            people = [new_word(rng, used_words) for _ in range(entities_per_paragraph)]
             context, facts, starts = _draw_paragraph(rng, people)
             for q, index in enumerate(rng.sample(range(len(facts)), questions_per_paragraph)):
                 fact = facts[index]
@@ -137,7 +137,7 @@ def _check_args(articles: int, paragraphs_per_article: int, entities_per_paragra
                          f"(a paragraph states {facts} facts)")
 
 
-def _new_word(rng: random.Random, used: set[str]) -> str:
+def new_word(rng: random.Random, used: set[str]) -> str:
     """A capitalised made-up two-syllable word not returned before (two keep paragraphs short).
 
     Words that contain a relation value (``Stealo`` holds ``teal``) are redrawn, so every value found in a
