@@ -11,7 +11,9 @@ still show:
   (``RunConfig.logging_config``; its per-report line, on a logger that config misses, by the training worker:
   `trainables.training.config`), Ray Data's at WARNING (the ``ray.data`` logger), the note that Ray enabled its
   default token authentication (its own logger at ERROR), and Tune's TensorBoard logger (and its hint to run
-  TensorBoard) left out (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``; the sweep adds Tune's CSV and JSON loggers itself).
+  TensorBoard) left out (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``; the sweep adds Tune's CSV and JSON loggers itself);
+  Tune's console output off (``verbose=0``, with its older reporter, ``RAY_AIR_NEW_OUTPUT=0``: the newer one prints
+  its experiment box and results path at any verbosity): the sweep writes one line per trial instead.
 
 The settings are environment variables where the library reads one, so Ray workers started by the command inherit
 them; `worker_env` hands them to workers on a cluster too.
@@ -30,6 +32,7 @@ QUIET_ENV = {
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",
 }
 """Environment of a quiet command (a variable the user set keeps the user's value)."""
 QUIET_LOGGERS = {
