@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from trainables.data.errors import LoadReport
 from trainables.data.features import PairFeatures, QAFeatures
 from trainables.data.pairs import build_pair_features, load_pairs
 from trainables.data.qa_features import build_qa_features
@@ -17,15 +18,23 @@ from trainables.training.config import DataSpec
 
 @dataclass
 class TaskData:
-    """Model-ready training and evaluation rows of one task, with the loaders' kept/skipped summaries."""
+    """Model-ready training and evaluation rows of one task, with the loaders' kept/skipped reports."""
 
     train: QAFeatures | PairFeatures
     eval: QAFeatures | PairFeatures
     num_labels: int
     label_names: tuple[str, ...]
-    summaries: list[str]
-    problems: int = 0
-    """Examples the loaders skipped or repaired: a quiet worker (a sweep trial) shows the summaries only then."""
+    reports: list[LoadReport]
+
+    @property
+    def summaries(self) -> list[str]:
+        """One ``kept N, skipped M`` line per loader."""
+        return [r.summary() for r in self.reports]
+
+    @property
+    def problems(self) -> int:
+        """Examples the loaders skipped or repaired: a quiet worker (a sweep trial) shows the summaries only then."""
+        return sum(r.skipped + r.warnings for r in self.reports)
 
 
 def load_task_data(spec: DataSpec, tokenizer) -> TaskData:
@@ -35,27 +44,25 @@ def load_task_data(spec: DataSpec, tokenizer) -> TaskData:
 
 def _load_qa(spec: DataSpec, tokenizer) -> TaskData:
     examples, report = load_squad(spec.source, split="train")
-    summaries = [report.summary()]
+    reports = [report]
     if spec.eval_source is None:
         train, held_out = split_by_article(examples, eval_articles=spec.eval_articles, seed=spec.seed)
     else:
         train = examples
         held_out, held_out_report = load_squad(spec.eval_source, split="validation")
-        summaries.append(held_out_report.summary())
+        reports.append(held_out_report)
     cut = dict(max_question_len=spec.max_question_len, max_passage_len=spec.max_passage_len,
                doc_stride=spec.doc_stride)
     train_features, train_report = build_qa_features(train[: spec.max_train_examples], tokenizer, **cut,
                                                      source="train")
     eval_features, eval_report = build_qa_features(held_out[: spec.max_eval_examples], tokenizer, **cut,
                                                    source="eval")
-    summaries += [train_report.summary(), eval_report.summary()]
-    reports = [report, train_report, eval_report] + ([] if spec.eval_source is None else [held_out_report])
-    return TaskData(train_features, eval_features, 2, (), summaries, _problems(reports))
+    return TaskData(train_features, eval_features, 2, (), reports + [train_report, eval_report])
 
 
 def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
     examples, names, report = load_pairs(spec.source, split="train", labels=spec.labels)
-    summaries, reports = [report.summary()], [report]
+    reports = [report]
     if spec.eval_source is None:
         order = list(range(len(examples)))
         random.Random(spec.seed).shuffle(order)
@@ -65,7 +72,6 @@ def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
     else:
         train = examples
         held_out, eval_names, eval_report = load_pairs(spec.eval_source, split="validation", labels=spec.labels)
-        summaries.append(eval_report.summary())
         reports.append(eval_report)
         if eval_names != names:
             raise ValueError(f"eval_data: labels {eval_names} differ from the training labels {names}")
@@ -75,13 +81,8 @@ def _load_pair_data(spec: DataSpec, tokenizer) -> TaskData:
         build_pair_features(held_out[: spec.max_eval_examples], tokenizer, **cut),
         len(names),
         names,
-        summaries,
-        _problems(reports),
+        reports,
     )
-
-
-def _problems(reports) -> int:
-    return sum(r.skipped + r.warnings for r in reports)
 
 
 class Rows(Dataset):
