@@ -32,6 +32,7 @@ from orchestrator.sweep_trial import ACCURACY_KEY, BenchSettings, TrialContext, 
 from orchestrator.tracking import default_tracking_uri
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
 from trainables.data.label_sets import parse_labels
+from trainables.model.config import TASKS
 from trainables.model.source import resolve_model
 from trainables.options import TrainOptions
 from trainables.storage import check_directory_target, exists, is_uri, join, read_text, resolve, write_text
@@ -60,7 +61,7 @@ SAMPLER_POPULATION = 8
 class SweepOptions:
     """One `decouple sweep` invocation."""
 
-    space: str
+    space: str = field(metadata={"positional": True})
     """A module in `search_spaces` (e.g. ``split``) or the path of a ``.py`` file defining ``SPEC``."""
     name: str | None = None
     """The sweep's name (its directory under ``storage`` and its MLflow runs); None = the space's name, or the first
@@ -89,7 +90,7 @@ class SweepOptions:
     eval_data: str | None = None
     """Held-out data every trial and the teacher are scored on (checked before any trial starts; a space cannot
     change it); None = the held-out part of ``data`` (see `TrainOptions.eval_articles` / `eval_fraction`)."""
-    task: str = "qa"
+    task: str = field(default="qa", metadata={"choices": TASKS})
     """qa or pair."""
     labels: str | None = None
     """Pairs: the data's labels, comma-separated in class order (see `TrainOptions.labels`)."""

@@ -17,7 +17,8 @@ import pytest
 import torch
 import transformers
 
-from orchestrator.cache_build import CacheBuildOptions, build_cache
+from orchestrator.cache_build import build_cache
+from orchestrator.cache_options import CacheBuildOptions
 from orchestrator.cli import main
 from trainables.cache.format import MANIFEST, CacheError, read_manifest, verify_cache
 from trainables.cache.plan import load_passages, plan_windows
