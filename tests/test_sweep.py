@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.sweep_runner import concurrent_slots
+from orchestrator.sweep.runner import concurrent_slots
 
 REPO = Path(__file__).parents[1]
 OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token")
@@ -185,8 +185,8 @@ def test_concurrency_is_sized_from_the_cluster():
 
 
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
-    from orchestrator.sweep_runner import teacher_options
-    from orchestrator.sweep_trial import teacher_key
+    from orchestrator.sweep.runner import teacher_options
+    from orchestrator.sweep.trial import teacher_key
     from search_spaces.base import trial_options
     from trainables.options import TrainOptions
 
@@ -200,7 +200,7 @@ def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
 def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_objectives(name, tiny_qa_checkpoint):
     import importlib
 
-    from orchestrator.sweep_runner import build_searcher, objective
+    from orchestrator.sweep.runner import build_searcher, objective
     from search_spaces.base import Target, check_config
 
     spec = importlib.import_module(f"search_spaces.{name}").SPEC
@@ -280,7 +280,8 @@ def test_bad_eval_data_is_refused_in_one_line_before_any_trial(tiny_qa_checkpoin
 
 
 def test_a_taken_sweep_name_moves_on_and_resume_takes_the_newest(tmp_path):
-    from orchestrator.sweep_runner import SweepOptions, choose_sweep
+    from orchestrator.sweep.options import SweepOptions
+    from orchestrator.sweep.runner import choose_sweep
     from search_spaces.split import SPEC
 
     storage = str(tmp_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.sweep_trial import BenchSettings, TrialContext, _speed, teacher_key
+from orchestrator.sweep.trial import BenchSettings, TrialContext, _speed, teacher_key
 from trainables.options import TrainOptions
 
 FIGURES = ("speedup", "speedup_bound", "state_bytes_per_token", "teacher_ms", "student_cached_ms")

@@ -1,4 +1,4 @@
-"""`decouple sweep SPACE`: a Ray Tune + Optuna sweep over decoupled students (the run is `orchestrator.sweep_runner`).
+"""`decouple sweep SPACE`: a Ray Tune + Optuna sweep over decoupled students (the run is `orchestrator.sweep.runner`).
 
 SPACE is a module of `search_spaces` (split, compression, distillation, pareto) or the path of a copy you edited.
 The command ends by printing the Pareto table, where the MLflow UI opens, and the `decouple report` line.
@@ -9,11 +9,10 @@ import argparse
 
 from orchestrator.errors import UserError
 from orchestrator.flags import add_option_flags, given_options
+from orchestrator.sweep.options import SweepOptions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from orchestrator.sweep_runner import SweepOptions
-
     add_option_flags(parser, SweepOptions, exclude=("bench",))  # a nested dataclass: set from Python only
 
 
@@ -36,7 +35,7 @@ def disk_use(location: str) -> int | None:
 
 def run(args: argparse.Namespace) -> int:
     from orchestrator.report import format_report
-    from orchestrator.sweep_runner import SweepOptions, run_sweep
+    from orchestrator.sweep.runner import run_sweep
 
     try:
         options = SweepOptions(**given_options(args, SweepOptions))
