@@ -186,7 +186,7 @@ def test_concurrency_is_sized_from_the_cluster():
 
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
     from orchestrator.sweep.runner import teacher_options
-    from orchestrator.sweep.trial import teacher_key
+    from trainables.trial_reuse import teacher_key
     from search_spaces.base import trial_options
     from trainables.options import TrainOptions
 

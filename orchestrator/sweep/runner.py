@@ -29,12 +29,14 @@ from orchestrator.shared_storage import check_shared
 from orchestrator.sweep.options import SweepOptions
 from orchestrator.sweep.record import SweepRecord
 from orchestrator.sweep.results import command_line, write_results
-from orchestrator.sweep.trial import ACCURACY_KEY, TrialContext, run_trial, teacher_key
+from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.tracking import default_tracking_uri
 from search_spaces.base import STUDENT_ONLY, SweepSpec, Target, validate_spec
 from trainables.model.source import resolve_model
 from trainables.options import TrainOptions
 from trainables.storage import exists, is_uri, join, read_text, resolve, write_text
+from trainables.trial import ACCURACY_KEY, TrialContext, run_trial
+from trainables.trial_reuse import teacher_key
 
 if TYPE_CHECKING:
     from orchestrator.report import SweepReport
@@ -342,11 +344,11 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     with ray_session(options.ray_address, dashboard=True):
         check_shared(storage)
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target, name)
+        steps = SweepTrialSteps(sweep=record.sweep, tracking_uri=record.tracking_uri, experiment=record.experiment,
+                                parent_run_id=record.parent_run_id)
         context = TrialContext(
-            sweep=record.sweep, base=record.base, tracking_uri=record.tracking_uri, experiment=record.experiment,
-            parent_run_id=record.parent_run_id, teacher=record.teacher,
-            train_storage=join(storage, "train"), bench=options.bench, worker_cpus=WORKER_CPUS,
-            speed_cache=join(storage, "speed", record.sweep),
+            sweep=record.sweep, base=record.base, teacher=record.teacher, train_storage=join(storage, "train"),
+            steps=steps, bench=options.bench, worker_cpus=WORKER_CPUS, speed_cache=join(storage, "speed", record.sweep),
         )
         if previous and tune.Tuner.can_restore(sweep_dir):
             tuner = tune.Tuner.restore(sweep_dir, trainable=_trainable(context), resume_errored=True)
