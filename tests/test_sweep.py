@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.sweep.runner import concurrent_slots
+from orchestrator.sweep.tuner import concurrent_slots
 
 REPO = Path(__file__).parents[1]
 OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token")
@@ -185,7 +185,7 @@ def test_concurrency_is_sized_from_the_cluster():
 
 
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
-    from orchestrator.sweep.runner import teacher_options
+    from orchestrator.sweep.teacher import teacher_options
     from trainables.trial_reuse import teacher_key
     from search_spaces.base import trial_options
     from trainables.options import TrainOptions
@@ -200,7 +200,7 @@ def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
 def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_objectives(name, tiny_qa_checkpoint):
     import importlib
 
-    from orchestrator.sweep.runner import build_searcher, objective
+    from orchestrator.sweep.tuner import build_searcher, objective
     from search_spaces.base import Target, check_config
 
     spec = importlib.import_module(f"search_spaces.{name}").SPEC

@@ -116,6 +116,6 @@ def speed_or_probe(options, context: TrialContext) -> tuple[dict[str, float], Ca
         return cached, None
     if reuses_teacher(options, context.teacher):
         task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(trial_speed)
-        # "DEFAULT": outside the trial's placement group, which holds no CPU (the sweep runner's DRIVER_MEMORY).
+        # "DEFAULT": outside the trial's placement group, which holds no CPU (`orchestrator.sweep.tuner.DRIVER_MEMORY`).
         return ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench, location)), None
     return {}, functools.partial(trial_speed, options, context.bench, location)
