@@ -1,5 +1,5 @@
 """`decouple cache build|verify`: the command line of the passage cache (`orchestrator.cache_build`,
-`trainables.cache.format`); build's flags are made from `CacheBuildOptions`. Ray and torch are imported only when an
+`trainables.cache.verify`); build's flags are made from `CacheBuildOptions`. Ray and torch are imported only when an
 action runs."""
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
-    from trainables.cache.format import verify_cache
+    from trainables.cache.verify import verify_cache
 
     report = verify_cache(args.cache_dir, deep=args.deep)
     if args.json:
