@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ from orchestrator.errors import UserError
 from trainables.model.config import CACHE_DTYPES, check_fits
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
-from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
+from trainables.speed.timing import DEVICES, BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
 
 DEFAULT_EXPERIMENT = "bench"
 SHAPE_MAX_POSITIONS = 512  # BERT's position table, for models built from a shape preset
@@ -29,14 +29,14 @@ class BenchOptions:
     model: str | None = None
     """A checkpoint to load real weights from: a directory, 'minilm-l6', or a hub name (org/name[@revision]) from the
     Hugging Face cache."""
-    shape: str = "bert-base"
+    shape: str = field(default="bert-base", metadata={"choices": tuple(SHAPE_PRESETS)})
     """Preset of `trainables.speed.flops.SHAPE_PRESETS` with random weights (speed does not depend on values);
     unused with `model`."""
     splits: tuple[int, ...] | None = None
-    """Splits k to time; None = every third layer from 0 plus L-1 (0, 3, 6, 9, 11 for 12 layers)."""
+    """Splits k to time (on the command line comma-separated, e.g. 0,6,9,11); None = every third layer from 0 plus L-1 (0, 3, 6, 9, 11 for 12 layers)."""
     compression_ratio: int = 1
     """Compression ratio r of the passage states (1 = no compression)."""
-    cache_dtype: str = "fp32"
+    cache_dtype: str = field(default="fp32", metadata={"choices": CACHE_DTYPES})
     """How cached passage states are stored: fp32, fp16 or int8."""
     batch_size: int = 8
     """Rows per forward pass."""
@@ -44,7 +44,7 @@ class BenchOptions:
     """Q: tokens of the question segment."""
     passage_len: int = 320
     """P: tokens of the passage segment."""
-    device: str = TimingOptions.device
+    device: str = field(default=TimingOptions.device, metadata={"choices": DEVICES})
     """See `TimingOptions.device`."""
     repeats: int = TimingOptions.repeats
     """See `TimingOptions.repeats`."""

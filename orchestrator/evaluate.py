@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.model_settings import describe, read_trained_settings, same_classes
@@ -12,6 +12,7 @@ from orchestrator.progress import Progress
 from trainables.data.errors import DataError
 from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
 from trainables.data.label_sets import parse_labels
+from trainables.model.config import CACHE_DTYPES, TASKS
 from trainables.model.devices import check_device
 from trainables.model.source import DEFAULT_MODEL
 
@@ -29,9 +30,9 @@ class EvalOptions:
     """Evaluate decoupled at this split (None: as saved in the checkpoint; 0 for a plain HF model)."""
     compression_ratio: int | None = None
     """Override the checkpoint's compression ratio (None: as saved)."""
-    cache_dtype: str | None = None
+    cache_dtype: str | None = field(default=None, metadata={"choices": CACHE_DTYPES})
     """Override the checkpoint's cache dtype (None: as saved)."""
-    task: str | None = None
+    task: str | None = field(default=None, metadata={"choices": TASKS})
     """qa or pair (None: the model's training task, else pair for .tsv/.jsonl and glue names, else qa)."""
     data_split: str = "validation"
     """Split name for hub datasets."""

@@ -85,7 +85,7 @@ def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
     """The report of the sweep in ``sweep_dir``."""
-    from orchestrator.sweep_record import SweepRecord
+    from orchestrator.sweep.record import SweepRecord
 
     record = SweepRecord.load(sweep_dir)
     rows, others, trial_ids = load_rows(sweep_dir)
@@ -95,7 +95,7 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
-    from orchestrator.sweep_tracking import format_table
+    from orchestrator.sweep.tracking import format_table
     from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
 
     b = report.budget

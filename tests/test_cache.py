@@ -17,11 +17,13 @@ import pytest
 import torch
 import transformers
 
-from orchestrator.cache_build import CacheBuildOptions, build_cache
+from orchestrator.cache_build import build_cache
+from orchestrator.cache_options import CacheBuildOptions
 from orchestrator.cli import main
-from trainables.cache.format import MANIFEST, CacheError, read_manifest, verify_cache
+from trainables.cache.format import MANIFEST, CacheError, read_manifest
 from trainables.cache.plan import load_passages, plan_windows
 from trainables.cache.reader import PassageCache, cached_state_provider
+from trainables.cache.verify import verify_cache
 from trainables.data.errors import DataError
 from trainables.data.qa_features import build_qa_features
 from trainables.data.squad import load_squad

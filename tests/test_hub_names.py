@@ -211,7 +211,7 @@ def test_sweep_scores_a_hub_teacher_only_on_eval_data(hub, capsys, tiny_qa_check
 
 
 def test_eval_bench_and_cache_options_take_hub_names(hub, capsys, tiny_qa_checkpoint, tmp_path):
-    from orchestrator.cache_build import CacheBuildOptions
+    from orchestrator.cache_options import CacheBuildOptions
     from trainables.cache.encoder import load_model
 
     snapshot = hub("org/tiny-squad", tiny_qa_checkpoint)

@@ -19,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.sweep_runner import concurrent_slots
+from orchestrator.sweep.tuner import concurrent_slots
 
 REPO = Path(__file__).parents[1]
 OBJECTIVES = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "state_bytes_per_token")
@@ -184,9 +184,26 @@ def test_concurrency_is_sized_from_the_cluster():
     assert concurrent_slots({"CPU": 1.0}, num_workers=4, use_gpu=False) == 1  # one at a time, never none
 
 
+def test_saved_tune_state_of_sweeps_before_the_sub_package_still_loads():
+    """A sweep started before `orchestrator/sweep/` pickled its naming functions under `orchestrator.sweep_runner`
+    in tuner.pkl, and Tune restores a trainable only under the name it saved, ``run_trial``."""
+    import pickle
+
+    from orchestrator.sweep.tuner import TrialName, trial_dirname
+    from orchestrator.sweep_trial import run_trial as old_path
+    from trainables.trial import run_trial
+
+    old = pickle.dumps((TrialName("split"), trial_dirname), protocol=2)
+    old = old.replace(b"orchestrator.sweep.tuner\nTrialName", b"orchestrator.sweep_runner\n_TrialName")
+    old = old.replace(b"orchestrator.sweep.tuner\ntrial_dirname", b"orchestrator.sweep_runner\n_trial_dirname")
+    assert old.count(b"orchestrator.sweep_runner") == 2
+    assert pickle.loads(old) == (TrialName("split"), trial_dirname)
+    assert old_path is run_trial and run_trial.__name__ == "run_trial"
+
+
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
-    from orchestrator.sweep_runner import teacher_options
-    from orchestrator.sweep_trial import teacher_key
+    from orchestrator.sweep.teacher import teacher_options
+    from trainables.trial_reuse import teacher_key
     from search_spaces.base import trial_options
     from trainables.options import TrainOptions
 
@@ -200,7 +217,7 @@ def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
 def test_searcher_of_each_shipped_space_suggests_legal_configs_and_takes_its_objectives(name, tiny_qa_checkpoint):
     import importlib
 
-    from orchestrator.sweep_runner import build_searcher, objective
+    from orchestrator.sweep.tuner import build_searcher, objective
     from search_spaces.base import Target, check_config
 
     spec = importlib.import_module(f"search_spaces.{name}").SPEC
@@ -280,7 +297,8 @@ def test_bad_eval_data_is_refused_in_one_line_before_any_trial(tiny_qa_checkpoin
 
 
 def test_a_taken_sweep_name_moves_on_and_resume_takes_the_newest(tmp_path):
-    from orchestrator.sweep_runner import SweepOptions, choose_sweep
+    from orchestrator.sweep.options import SweepOptions
+    from orchestrator.sweep.runner import choose_sweep
     from search_spaces.split import SPEC
 
     storage = str(tmp_path)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 
-from orchestrator.sweep_tracking import for_comparison, log_curves
-from orchestrator.sweep_trial import describe_trial_run, trial_run_name
+from orchestrator.sweep.tracking import for_comparison, log_curves
+from orchestrator.sweep.trial import describe_trial_run, trial_run_name
 from orchestrator.tracking import Tracking, default_tracking_uri, start_run
 from trainables.options import TrainOptions
 

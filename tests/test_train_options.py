@@ -162,7 +162,7 @@ def test_every_field_declares_its_roles():
 
 def test_the_teacher_key_is_pinned():
     """Existing teachers are found by this key under <storage>/teachers/: the fields' roles must not move it."""
-    from orchestrator.sweep_trial import teacher_key
+    from trainables.trial_reuse import teacher_key
 
     assert teacher_key(TrainOptions()) == "f838c2c20966"
     assert teacher_key(TrainOptions(task="pair", lr=3e-5, epochs=3, max_passage_len=128, seed=7,
@@ -170,13 +170,12 @@ def test_the_teacher_key_is_pinned():
 
 
 def test_the_speed_key_is_pinned():
-    from orchestrator.sweep_trial import TrialContext, speed_key
+    from trainables.speed.trial import BenchSettings
+    from trainables.trial_reuse import speed_key
 
-    context = TrialContext(sweep="s", base={}, tracking_uri="x", experiment="e", parent_run_id="p", teacher={},
-                           train_storage="t")
     options = TrainOptions(mode="student", split=3, kd_ratio=0.0, student_init="pretrained", compression_ratio=4,
                            cache_dtype="int8")
-    assert speed_key(options, context) == "b02c49a943a7"
+    assert speed_key(options, BenchSettings(), 1.0) == "b02c49a943a7"
 
 
 def test_construction_and_replace_read_no_file(monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from types import SimpleNamespace
 
-from orchestrator.trial_lines import TrialLines, duration, result_text
+from orchestrator.sweep.trial_lines import TrialLines, duration, result_text
 
 
 def _trial(trial_id: str, config: dict, result: dict | None = None):

@@ -17,7 +17,7 @@ DEFAULT_EXPERIMENT = "decoupled-train"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="options file; command-line options override it")
     group = parser.add_argument_group("training options (see TrainOptions)")
-    add_option_flags(group, TrainOptions)
+    add_option_flags(group, TrainOptions, typed=False)  # from_dict converts (one error text for YAML and flags)
     # deprecated: kd_ratio = 1 - kd_alpha; `renamed` converts it and prints the deprecation line
     group.add_argument("--kd-alpha", dest="kd_alpha", default=None, help=argparse.SUPPRESS)
     track = parser.add_argument_group("tracking")

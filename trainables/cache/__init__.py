@@ -5,6 +5,7 @@
 - `encoder`: the Ray Data actor that loads the model once and runs ``encode_passage`` on batches of windows.
 - `assembly`: encoded rows gathered per shard; each complete shard written as ``shard-XXXXX.parquet`` and recorded in
   ``manifest.json``; a rerun keeps every intact shard (resume).
-- `format`: the on-disk layout: the manifest, the shard schema, checksums, `verify_cache`.
+- `format`: the on-disk layout: the manifest, the shard schema, checksums.
+- `verify`: a cache checked against its manifest (`decouple cache verify`).
 - `reader`: the states read back for evaluation and `decouple answer`.
 """

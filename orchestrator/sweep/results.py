@@ -4,7 +4,7 @@
 commit, the data (paths, sizes, sha256 of local files), the teacher, the machine's load while it ran, and one row per
 finished trial (its settings, accuracy, drop, measured speedup, FLOPs bound, whether that speed is reliable and the
 load it was timed under, state bytes per token, training seconds).
-The plots are the ones the sweep's MLflow parent run holds (`sweep_tracking`), written as PNG files.
+The plots are the ones the sweep's MLflow parent run holds (`orchestrator.sweep.tracking`), written as PNG files.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ ROW_FIELDS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", 
 
 def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s: float) -> list[str]:
     """Write ``results.json`` and the sweep's plots into ``sweep_dir``; returns the locations written."""
-    from orchestrator.sweep_tracking import environment_tags, plot_curve, plot_front
+    from orchestrator.sweep.tracking import environment_tags, plot_curve, plot_front
 
     results = {
         "sweep": record.sweep,
@@ -36,7 +36,7 @@ def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s
         "command": " ".join(command),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_s": round(wall_s, 1),
-        "environment": {**environment_tags(Path(__file__).parents[1]), "python": platform.python_version(),
+        "environment": {**environment_tags(Path(__file__).parents[2]), "python": platform.python_version(),
                         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": _load()},
         "data": {k: describe_data(record.base.get(k)) for k in ("data", "eval_data")},
         "settings": {k: v for k, v in record.base.items() if k not in ("data", "eval_data")},

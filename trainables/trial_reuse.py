@@ -1,0 +1,51 @@
+"""What a sweep trial takes from earlier runs instead of doing it again: the sweep's teacher (a split-0 trial trained
+like it is it), its own interrupted attempt (the newest unfinished epoch checkpoint), and its architecture's speed
+figures (kept under a key of what they depend on). Plain functions of the options and storage: the trial, on the
+head beside its Ray Train run, and the driver both call them."""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from trainables import storage
+from trainables.options import SPEED, TEACHER, fields_with
+from trainables.speed.trial import BenchSettings
+
+
+def teacher_key(options) -> str:
+    """Stable name of a full-model training run: a hash of the `TrainOptions` that shape its weights (where it
+    writes, and what only students use, left out: the fields without the `TEACHER` role). A split-0 trial with the
+    teacher's key is the teacher."""
+    shaping = {k: v for k, v in sorted(options.to_dict().items()) if k in fields_with(TEACHER)}
+    return hashlib.sha1(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def reuses_teacher(options, teacher: Mapping[str, Any]) -> bool:
+    """Whether the trial would train exactly the sweep's ``teacher`` (its record) again (split 0, same settings): it
+    takes it instead."""
+    return options.mode == "teacher" and teacher_key(options) == teacher["key"]
+
+
+def speed_key(options, bench: BenchSettings, worker_cpus: float) -> str:
+    """Name of a trial's speed figures: a hash of what they depend on (architecture, lengths, device, the batch)."""
+    shaping = {k: getattr(options, k) for k in sorted(fields_with(SPEED))}
+    what = {**shaping, "bench": asdict(bench), "worker_cpus": worker_cpus}
+    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
+    """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
+    the latest epoch, then the latest run (run labels end in their start time)."""
+    from trainables.training.config import TRAINER_STATE
+
+    best: tuple[int, str, str] | None = None
+    for state in storage.find_files(train_dir, TRAINER_STATE):
+        epoch = int(json.loads(storage.read_text(state))["epoch"])
+        folder = storage.parent(state)
+        key = (epoch, storage.name(storage.parent(folder)), folder)
+        if epoch < epochs and (best is None or key[:2] > best[:2]):
+            best = key
+    return None if best is None else best[2]
