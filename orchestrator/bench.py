@@ -40,10 +40,10 @@ class BenchOptions:
     """How cached passage states are stored: fp32, fp16 or int8."""
     batch_size: int = 8
     """Rows per forward pass."""
-    question_len: int = 32
-    """Q: tokens of the question segment."""
-    passage_len: int = 320
-    """P: tokens of the passage segment."""
+    max_question_len: int = 32
+    """Q: tokens of the question segment (as `decouple train --max-question-len`; the timed batch has no padding)."""
+    max_passage_len: int = 320
+    """P: tokens of the passage segment (as `decouple train --max-passage-len`)."""
     device: str = field(default=TimingOptions.device, metadata={"choices": DEVICES})
     """See `TimingOptions.device`."""
     repeats: int = TimingOptions.repeats
@@ -63,7 +63,7 @@ class BenchOptions:
         if self.cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
         TimingOptions(self.device, self.repeats, self.warmup)  # raises on a bad device, repeats or warmup
-        self._check_at_least(compression_ratio=1, batch_size=1, question_len=3, passage_len=1)
+        self._check_at_least(compression_ratio=1, batch_size=1, max_question_len=3, max_passage_len=1)
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"threads={self.threads} must be >= 1 (or unset for torch's current setting)")
         if self.model is None:
@@ -79,10 +79,10 @@ class BenchOptions:
         if self.splits is not None and max(self.splits) > shape.layers:
             raise ValueError(f"splits={self.splits} go past the model's {shape.layers} layers; use 0..{shape.layers}")
         check_fits(0, self.compression_ratio, shape.layers, shape.hidden)
-        if self.question_len + self.passage_len > max_positions:
+        if self.max_question_len + self.max_passage_len > max_positions:
             raise ValueError(
-                f"question_len + passage_len = {self.question_len + self.passage_len} exceeds the model's "
-                f"{max_positions} positions; shorten passage_len"
+                f"max_question_len + max_passage_len = {self.max_question_len + self.max_passage_len} exceeds the "
+                f"model's {max_positions} positions; shorten max_passage_len"
             )
 
     @property
@@ -151,7 +151,7 @@ def _build_model(options: BenchOptions, hf_config, split: int):
 
     config = DecoupledConfig(
         split=split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
-        max_question_len=options.question_len,
+        max_question_len=options.max_question_len,
     )
     if options.model is not None:
         model = DecoupledModel.from_hf(options.model, config)
@@ -166,7 +166,8 @@ def run_bench(options: BenchOptions) -> BenchResult:
     hf_config = _hf_config(options)
     shape = ModelShape.from_hf_config(hf_config)
     options.check_against(shape, hf_config.max_position_embeddings)
-    batch = BenchBatch.random(shape.vocab, options.batch_size, options.question_len, options.passage_len, options.seed)
+    batch = BenchBatch.random(shape.vocab, options.batch_size, options.max_question_len, options.max_passage_len,
+                               options.seed)
     load_start = os.getloadavg()[0]
     with torch_threads(options.threads) as threads:
         full_model = _build_model(options, hf_config, split=0).hf
@@ -210,7 +211,7 @@ def format_table(result: BenchResult) -> str:
     header = [
         f"model: {o.model or o.shape + ' (random weights)'}: "
         f"L={s.layers} d={s.hidden} heads={s.heads} ff={s.intermediate}",
-        f"batch {o.batch_size}, question {o.question_len}, passage {o.passage_len} tokens (no padding); "
+        f"batch {o.batch_size}, question {o.max_question_len}, passage {o.max_passage_len} tokens (no padding); "
         f"ratio {o.compression_ratio}, cache {o.cache_dtype}",
         f"device {o.device}, {result.threads} threads, torch {torch.__version__}; "
         f"{o.repeats} round-robin repeats after {o.warmup} warm-up, medians [inter-quartile range]",

