@@ -33,7 +33,8 @@ class BenchOptions:
     """Preset of `trainables.speed.flops.SHAPE_PRESETS` with random weights (speed does not depend on values);
     unused with `model`."""
     splits: tuple[int, ...] | None = None
-    """Splits k to time (on the command line comma-separated, e.g. 0,6,9,11); None = every third layer from 0 plus L-1 (0, 3, 6, 9, 11 for 12 layers)."""
+    """Splits k to time (on the command line comma-separated, e.g. 0,6,9,11); None = every third layer from 0 plus
+    L-1 (0, 3, 6, 9, 11 for 12 layers)."""
     compression_ratio: int = 1
     """Compression ratio r of the passage states (1 = no compression)."""
     cache_dtype: str = field(default="fp32", metadata={"choices": CACHE_DTYPES})

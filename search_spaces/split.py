@@ -17,6 +17,13 @@ def every_split(target: Target) -> list[dict]:
     return [{"split": k} for k in coarse_to_fine(target.num_layers)]
 
 
+def half_first(target: Target) -> list[dict]:
+    """Every split 1..L, those up to L/2 first, from L/2 down (where the fidelity targets apply; a sweep cut short
+    has measured them): 3, 2, 1, 4, 5, 6 for 6 layers."""
+    half = target.num_layers // 2
+    return [{"split": k} for k in [*range(half, 0, -1), *range(half + 1, target.num_layers + 1)]]
+
+
 SPEC = SweepSpec(
     name="split",
     define_by_run=define,

@@ -61,6 +61,13 @@ def test_split_space_enqueues_every_split_once_coarse_to_fine():
     assert spec.trials(target, smoke=True) == spec.smoke.num_samples
 
 
+def test_half_first_puts_the_splits_up_to_half_first_by_hand():
+    from search_spaces.split import half_first
+
+    assert [p["split"] for p in half_first(Target(num_layers=6, hidden_size=384, epochs=1))] == [3, 2, 1, 4, 5, 6]
+    assert [p["split"] for p in half_first(Target(num_layers=3, hidden_size=384, epochs=1))] == [1, 2, 3]
+
+
 def test_coarse_to_fine_by_hand():
     assert coarse_to_fine(0) == [0]
     assert coarse_to_fine(1) == [0, 1]

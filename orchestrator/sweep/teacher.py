@@ -28,7 +28,6 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
     sweep that needed it first), or reuse the one already there."""
     from orchestrator.tracking import Tracking
     from orchestrator.train import run_training
-    from trainables.options import TrainOptions
 
     options = TrainOptions.from_dict(teacher_options(base))
     key = teacher_key(options)

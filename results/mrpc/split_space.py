@@ -7,15 +7,8 @@ Run (from the repository root; ../shared/data split into train/held-out as docs/
 """
 from __future__ import annotations
 
-from search_spaces.base import SweepSpec, Target
-from search_spaces.split import SPEC as SPLIT, define
-
-
-def up_to_half_first(target: Target) -> list[dict]:
-    half = target.num_layers // 2
-    order = [*range(half, 0, -1), *range(half + 1, target.num_layers + 1)]
-    return [{"split": k} for k in order]
-
+from search_spaces.base import SweepSpec
+from search_spaces.split import SPEC as SPLIT, define, half_first
 
 SPEC = SweepSpec(
     name="mrpc-split",
@@ -26,7 +19,7 @@ SPEC = SweepSpec(
     epochs=2,
     settings={"max_question_len": 64, "max_passage_len": 64, "doc_stride": 16},
     scheduler=None,
-    enqueued=up_to_half_first,
+    enqueued=half_first,
     smoke=SPLIT.smoke,
     description="MRPC accuracy vs split k, k <= L/2 first",
 )

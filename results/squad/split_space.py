@@ -9,15 +9,8 @@ Run (from the repository root; part a split by article as docs/fidelity.md says)
 """
 from __future__ import annotations
 
-from search_spaces.base import SweepSpec, Target
-from search_spaces.split import SPEC as SPLIT, define
-
-
-def up_to_half_first(target: Target) -> list[dict]:
-    half = target.num_layers // 2
-    order = [*range(half, 0, -1), *range(half + 1, target.num_layers + 1)]
-    return [{"split": k} for k in order]
-
+from search_spaces.base import SweepSpec
+from search_spaces.split import SPEC as SPLIT, define, half_first
 
 SPEC = SweepSpec(
     name="squad-split",
@@ -28,7 +21,7 @@ SPEC = SweepSpec(
     epochs=1,
     settings={"max_question_len": 32, "max_passage_len": 192, "doc_stride": 64},
     scheduler=None,
-    enqueued=up_to_half_first,
+    enqueued=half_first,
     smoke=SPLIT.smoke,
     description="SQuAD part-a F1 vs split k, k <= L/2 first",
 )
