@@ -79,7 +79,7 @@ def test_bench_table_marks_unreliable_rows():
 
     from orchestrator.bench import BenchOptions, format_table as bench_table, run_bench
 
-    result = run_bench(BenchOptions(shape="tiny", splits=(0, 1), batch_size=1, question_len=4, passage_len=8,
+    result = run_bench(BenchOptions(shape="tiny", splits=(0, 1), batch_size=1, max_question_len=4, max_passage_len=8,
                                     repeats=1, warmup=0))
     first, second = ({**row, "speed_reliable": flag} for row, flag in zip(result.rows, (1.0, 0.0)))
     table = bench_table(replace(result, rows=[first, second])).splitlines()
