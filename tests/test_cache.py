@@ -174,6 +174,10 @@ def test_int8_compressed_cache_reads_back_what_encode_passage_stored(tmp_path, l
     cached_metrics, cached = evaluate_qa(model, feats, passage_states=cached_state_provider(tmp_path / "cache", model,
                                                                                             feats))
     assert cached == live and cached_metrics == live_metrics
+    # Plain evaluation (training's, a sweep trial's, `decouple eval`'s) scores an int8 student through int8 states too.
+    plain_start, _ = predict_qa_logits(model, feats, batch_size=8)
+    quantized_start, _ = predict_qa_logits(model, feats, batch_size=8, passage_states=quantized_live)
+    torch.testing.assert_close(plain_start, quantized_start, rtol=0, atol=1e-6)
 
 
 def corrupt_copy(source: Path, target: Path) -> Path:

@@ -64,12 +64,15 @@ def _cached_output(
 
 
 def _live_output(model: DecoupledModel, features: QAFeatures | PairFeatures, rows: torch.Tensor, device):
-    return model(
-        features.question_ids[rows].to(device),
-        features.question_mask[rows].to(device),
-        features.passage_ids[rows].to(device),
-        features.passage_mask[rows].to(device),
-    )
+    """The model's output on ``rows``, passages encoded now. A student that stores its passage states below fp32
+    (``cache_dtype`` fp16/int8) is scored through that storage, as it answers from its cache: the scores a sweep
+    records for it are the served model's, not those of fp32 states that are never served."""
+    question_ids, question_mask = features.question_ids[rows].to(device), features.question_mask[rows].to(device)
+    passage_ids, passage_mask = features.passage_ids[rows].to(device), features.passage_mask[rows].to(device)
+    if model.config.split == 0 or model.config.cache_dtype == "fp32":
+        return model(question_ids, question_mask, passage_ids, passage_mask)
+    question = model.encode_question(question_ids, question_mask)
+    return model.forward_upper(question, question_mask, model.encode_passage(passage_ids, passage_mask), passage_mask)
 
 
 def predict_qa_logits(
