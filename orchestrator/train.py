@@ -95,12 +95,15 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     from ray.train.torch import TorchTrainer
 
     from orchestrator.console import train_log_level, worker_env
+    from orchestrator.worker_cpus import default_worker_cpus, node_cpus
     from trainables.training.entry import train_loop_per_worker
 
+    cpus = options.cpus_per_worker or default_worker_cpus(node_cpus(), options.num_workers)
     return TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"loop": loop},
-        scaling_config=ray.train.ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu),
+        scaling_config=ray.train.ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,
+                                               resources_per_worker={"CPU": cpus}),
         run_config=ray.train.RunConfig(
             name=name,
             storage_path=root,

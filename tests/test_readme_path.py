@@ -79,6 +79,8 @@ def test_readme_commands_run_as_written(ray_for_commands, pretrained, tmp_path, 
     teacher, student, live, build, verify, cached, answer = outputs
 
     assert "model:  " + str(tmp_path / "runs" / "teacher") in teacher.out
+    # A lone training worker holds all the CPUs of this one-machine Ray (2), so torch trains on 2 threads.
+    assert json.loads((tmp_path / "runs" / "teacher" / "metrics.json").read_text())["torch_threads"] == 2
     assert "next:   decouple train --mode student --teacher " in teacher.out
     config = json.loads((tmp_path / "runs" / "student-k3" / "config.json").read_text())
     assert config["decoupled"]["split"] == 3 and "next:   decouple eval --model " in student.out

@@ -205,6 +205,7 @@ def test_teacher_loss_falls_and_run_is_recorded(runs):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "eval_f1")] == [1, 2, 3]
     params = run.data.params
     assert params["mode"] == "teacher" and params["split"] == "0" and params["num_workers"] == "2"
+    assert run.data.metrics["torch_threads"] == 1  # two workers share the 2 CPUs of this one-machine Ray
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"train_options.yaml", PREDICTIONS, "checkpoint"} <= artifacts
     checkpoint = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "checkpoint")}

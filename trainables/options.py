@@ -132,6 +132,9 @@ class TrainOptions:
     """Rows per step during evaluation."""
     num_workers: int = option(1, RUNNER, TEACHER)
     """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
+    cpus_per_worker: int | None = option(None, RUNNER)
+    """CPUs each Ray Train worker holds, and so its torch threads; None = on one machine its CPUs shared among the
+    workers (a sweep's trials side by side share them too), on a cluster of several nodes 1."""
     use_gpu: bool = option(False, RUNNER, TEACHER, SPEED)
     """One GPU per worker."""
     max_failures: int = option(0)
@@ -302,7 +305,7 @@ def _check_ranges(o: TrainOptions) -> None:
     at_least = {
         "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
         "eval_articles": 0, "compression_phase1_epochs": 0, "epochs": 1, "batch_size": 1, "eval_batch_size": 1,
-        "num_workers": 1, "max_failures": -1, "max_train_examples": 1, "max_eval_examples": 1,
+        "num_workers": 1, "cpus_per_worker": 1, "max_failures": -1, "max_train_examples": 1, "max_eval_examples": 1,
         "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
     }
     unused = QA_ONLY if o.task == "pair" else PAIR_ONLY

@@ -53,6 +53,9 @@ class SweepOptions:
     """One GPU per training worker."""
     max_concurrent: int | None = None
     """Trials at once; None = as many as the cluster's CPUs (GPUs) hold training workers for."""
+    cpus_per_worker: int | None = None
+    """CPUs each training worker holds, and so its torch threads; None = 1, or with ``max_concurrent`` on one
+    machine, its CPUs shared among that many trials' workers (``--max-concurrent 1`` gives a lone trial them all)."""
     ray_address: str | None = None
     """Ray cluster to join; None (and no ``RAY_ADDRESS``) starts a local one (`orchestrator.ray_session`; dashboard
     on, so stopped trials' placement groups are freed)."""
@@ -68,6 +71,8 @@ class SweepOptions:
             raise ValueError(f"num_samples={self.num_samples} must be >= 1")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ValueError(f"max_concurrent={self.max_concurrent} must be >= 1")
+        if self.cpus_per_worker is not None and self.cpus_per_worker < 1:
+            raise ValueError(f"cpus_per_worker={self.cpus_per_worker} must be >= 1")
         if self.num_workers < 1 or self.max_failures < 0:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
         if self.task not in ("qa", "pair"):

@@ -13,7 +13,7 @@ The space is dry-run (`validate_spec`) before Ray starts, so a bad space fails w
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_t
 from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.sweep.tuner import WORKER_CPUS, build_tuner, concurrent_slots, trial_trainable
 from orchestrator.tracking import default_tracking_uri
+from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from search_spaces.base import SweepSpec, Target, validate_spec
 from trainables.model.source import resolve_model
 from trainables.options import TrainOptions
@@ -124,7 +125,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
                                 parent_run_id=record.parent_run_id)
         context = TrialContext(
             sweep=record.sweep, base=record.base, teacher=record.teacher, train_storage=join(storage, "train"),
-            steps=steps, bench=options.bench, worker_cpus=WORKER_CPUS, speed_cache=join(storage, "speed", record.sweep),
+            steps=steps, bench=options.bench, worker_cpus=record.base["cpus_per_worker"], speed_cache=join(storage, "speed", record.sweep),
         )
         if previous and tune.Tuner.can_restore(sweep_dir):
             tuner = tune.Tuner.restore(sweep_dir, trainable=trial_trainable(context), resume_errored=True)
@@ -161,11 +162,23 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
     return base, target
 
 
+def trial_resources(options: SweepOptions, nodes: list[float], resources: dict[str, float]) -> tuple[int, int]:
+    """CPUs per training worker and trials at once: ``--cpus-per-worker`` and ``--max-concurrent`` as given; without
+    the first, one machine's CPUs shared among ``--max-concurrent`` trials' workers, or 1 CPU each when that is not
+    given either (`orchestrator.worker_cpus`); without the second, as many trials as the cluster holds."""
+    cpus = options.cpus_per_worker or (
+        default_worker_cpus(nodes, options.num_workers, options.max_concurrent) if options.max_concurrent
+        else int(WORKER_CPUS))
+    slots = options.max_concurrent or concurrent_slots(resources, options.num_workers, options.use_gpu, cpus)
+    return cpus, slots
+
+
 def _resumed(record: SweepRecord) -> SweepRecord:
     from mlflow.tracking import MlflowClient
 
     MlflowClient(record.tracking_uri).update_run(record.parent_run_id, status="RUNNING")
-    return record
+    # A sweep recorded before `cpus_per_worker` existed ran its training workers on Ray Train's one CPU each.
+    return replace(record, base={"cpus_per_worker": int(WORKER_CPUS), **record.base})
 
 
 def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: str, base: dict[str, Any],
@@ -179,7 +192,12 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     from orchestrator.tracking import Tracking, end_run, log_params
 
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
-    slots = options.max_concurrent or concurrent_slots(ray.cluster_resources(), options.num_workers, options.use_gpu)
+    nodes = node_cpus()
+    cpus, slots = trial_resources(options, nodes, ray.cluster_resources())
+    base = {**base, "cpus_per_worker": cpus}
+    # The teacher is trained or scored before any trial, alone: it takes one machine's CPUs unless told otherwise.
+    alone_cpus = options.cpus_per_worker or max(cpus, default_worker_cpus(nodes, options.num_workers))
+    alone = {**base, "cpus_per_worker": alone_cpus}
     num_samples = options.num_samples or spec.trials(target, options.smoke)
     params = {"space": spec.name, "source": str(source), "metrics": ",".join(spec.metrics),
               "modes": ",".join(spec.modes), "scheduler": spec.scheduler, "sampler": spec.sampler,
@@ -192,9 +210,9 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
         if options.teacher:
             teacher = given_teacher(options.teacher, options.eval_data)
             if options.eval_data is not None:  # its metrics.json scored it on other data, if it has one
-                teacher = rescored_teacher(teacher, base)
+                teacher = rescored_teacher(teacher, alone)
         else:  # a teacher trained now is a child of this sweep's run; a reused one is named by its run id
-            teacher = ensure_teacher(base, storage, tracking_uri, options.experiment, parent_run_id=parent)
+            teacher = ensure_teacher(alone, storage, tracking_uri, options.experiment, parent_run_id=parent)
     except BaseException:
         end_run(tracking_uri, parent, "FAILED")
         raise

@@ -69,7 +69,8 @@ def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
 
 
 def rescored_teacher(teacher: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
-    """``teacher`` scored on the sweep's held-out data (``base['eval_data']``), by a one-CPU Ray task."""
+    """``teacher`` scored on the sweep's held-out data (``base['eval_data']``), by a Ray task holding one training
+    worker's CPUs."""
     import ray
 
     from orchestrator.evaluate import EvalOptions, evaluate
@@ -78,6 +79,6 @@ def rescored_teacher(teacher: dict[str, Any], base: dict[str, Any]) -> dict[str,
                           max_passage_len=base.get("max_passage_len", TrainOptions.max_passage_len),
                           doc_stride=base.get("doc_stride", TrainOptions.doc_stride), labels=base.get("labels"))
     print(f"[sweep] scoring the teacher on {base['eval_data']} ...", flush=True)
-    scores = ray.get(ray.remote(num_cpus=WORKER_CPUS)(evaluate).remote(options))
+    scores = ray.get(ray.remote(num_cpus=base.get("cpus_per_worker") or WORKER_CPUS)(evaluate).remote(options))
     accuracy = scores["f1"] if base["task"] == "qa" else scores["accuracy"]
     return {**teacher, "accuracy": float(accuracy), "metrics": {**teacher["metrics"], ACCURACY_KEY: accuracy}}

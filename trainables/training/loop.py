@@ -157,7 +157,8 @@ class Worker:
         once = self.setup_metrics
         for epoch in range(start_epoch, self.cfg.epochs):
             self._enter_phase(self.cfg.phase_of(epoch), optimizer_state=None)
-            metrics = {**self._train_epoch(epoch), **once, **self.probe_metrics}
+            metrics = {**self._train_epoch(epoch), **once, **self.probe_metrics,
+                       "torch_threads": float(torch.get_num_threads())}  # the CPUs Ray gave this worker
             once = {}
             evaluation, predictions = self._evaluate()
             metrics.update(evaluation)
