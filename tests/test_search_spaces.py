@@ -170,3 +170,21 @@ def test_spec_fields_are_checked(kwargs, field):
 def test_smoke_size_is_checked():
     with pytest.raises(ValueError, match="SmokeSize.epochs"):
         SmokeSize(epochs=0)
+
+
+@pytest.mark.parametrize("path", ["results/mrpc/split_space.py", "results/squad/split_space.py",
+                                  "results/squad/compression_space.py"])
+def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
+    from pathlib import Path
+
+    from orchestrator.sweep.spaces import load_spec
+
+    spec, _ = load_spec(str(Path(__file__).parents[1] / path))
+    target = Target.from_checkpoint(MINILM, spec.epochs)
+    configs = validate_spec(spec, target, base_for(MINILM, spec.epochs), samples=8)
+    points = configs[:len(spec.points(target))]
+    if "compression" in path:  # k = L/2, r = 4, 2, 1, int8 states
+        assert [(c["split"], c["compression_ratio"]) for c in points] == [(3, 4), (3, 2), (3, 1)]
+        assert spec.settings["cache_dtype"] == "int8"
+    else:
+        assert [c["split"] for c in points][:3] == [3, 2, 1]  # k <= L/2 first, from L/2 down
