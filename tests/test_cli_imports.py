@@ -28,7 +28,7 @@ def _modules_after(argv: list[str]) -> tuple[str, list[str]]:
 def test_help_loads_no_heavy_library():
     text, loaded = _modules_after(["--help"])
     assert loaded == []
-    for command in ("eval", "bench", "train", "cache", "answer", "sweep", "report"):
+    for command in ("eval", "bench", "train", "augment", "cache", "answer", "sweep", "report"):
         assert command in text
 
 
