@@ -19,8 +19,11 @@ def default_worker_cpus(node_cpus: Sequence[float], num_workers: int, concurrent
 
 
 def node_cpus() -> list[float]:
-    """CPUs of each live node of the Ray cluster this process is connected to (nodes without CPUs left out)."""
+    """CPUs of each live node of the Ray cluster this process is connected to (nodes without CPUs left out); none
+    when it is not connected (a trainer built before Ray starts then keeps Ray Train's one CPU per worker)."""
     import ray
 
+    if not ray.is_initialized():
+        return []
     return [node["Resources"]["CPU"] for node in ray.nodes()
             if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]

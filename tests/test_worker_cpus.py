@@ -12,6 +12,7 @@ from orchestrator.worker_cpus import default_worker_cpus
     ([16.0], 2, 3, 2),  # 3 trials of 2 workers each
     ([1.0], 2, 1, 1),  # never below 1
     ([8.0, 8.0], 1, 1, 1),  # several nodes: a share of the total may fit on none, so Ray's 1
+    ([], 1, 1, 1),  # not connected to Ray (`node_cpus`): Ray Train's 1
 ])
 def test_default_worker_cpus(nodes, workers, concurrent, cpus):
     assert default_worker_cpus(nodes, workers, concurrent) == cpus
