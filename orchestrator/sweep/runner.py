@@ -125,7 +125,8 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
                                 parent_run_id=record.parent_run_id)
         context = TrialContext(
             sweep=record.sweep, base=record.base, teacher=record.teacher, train_storage=join(storage, "train"),
-            steps=steps, bench=options.bench, worker_cpus=record.base["cpus_per_worker"], speed_cache=join(storage, "speed", record.sweep),
+            steps=steps, bench=options.bench, worker_cpus=record.base["cpus_per_worker"],
+            speed_cache=join(storage, "speed", record.sweep),
         )
         if previous and tune.Tuner.can_restore(sweep_dir):
             tuner = tune.Tuner.restore(sweep_dir, trainable=trial_trainable(context), resume_errored=True)
