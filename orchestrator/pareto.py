@@ -1,7 +1,13 @@
 """The Pareto front of a sweep and the configuration to recommend within a budget (pure functions on rows).
 
 A row is one finished trial as a flat dict: its sampled parameters and its metrics, at least ``accuracy``,
-``accuracy_drop``, ``speedup`` and ``state_bytes_per_token`` (see `search_spaces.base.METRICS`).
+``accuracy_drop``, ``speedup`` and ``state_bytes_per_token`` (see `search_spaces.base.METRICS`), and where measured
+``speedup_bound`` and ``speed_reliable``.
+
+A recommendation is ranked on the speedup a row can be credited with (`credited_speedup`): an unreliable measurement
+(``speed_reliable`` 0) counts for no more than its FLOPs bound, so a baseline slowed by other processes cannot make a
+slow configuration look fast. A row whose bound is 1 (split 0: the teacher's own forward) is never recommended: it
+removes no work, and "keep the teacher" is what an empty recommendation says.
 """
 from __future__ import annotations
 
@@ -45,14 +51,14 @@ class Budget:
     max_drop: float | None = 1.0
     """Largest accuracy drop below the teacher, in points."""
     min_speedup: float | None = None
-    """Smallest measured speedup over the teacher."""
+    """Smallest speedup over the teacher (`credited_speedup`: an unreliable measurement counts up to its bound)."""
     max_state_bytes_per_token: float | None = None
     """Largest ``state_bytes_per_token``: bytes of one passage token's cached state (values + int8 scales)."""
 
     def admits(self, row: Row) -> bool:
         return (
             (self.max_drop is None or row["accuracy_drop"] <= self.max_drop)
-            and (self.min_speedup is None or row["speedup"] >= self.min_speedup)
+            and (self.min_speedup is None or credited_speedup(row) >= self.min_speedup)
             and (self.max_state_bytes_per_token is None
                  or row["state_bytes_per_token"] <= self.max_state_bytes_per_token)
         )
@@ -71,9 +77,23 @@ def pareto_front(rows: Sequence[Row], objectives: Sequence[Objective] = FRONT_OB
     return sorted(front, key=lambda r: (-r["accuracy"], -r["speedup"]))
 
 
+def credited_speedup(row: Row) -> float:
+    """The measured speedup, capped at its FLOPs bound when the measurement is marked unreliable."""
+    if row.get("speed_reliable", 1.0) or row.get("speedup_bound") is None:
+        return row["speedup"]
+    return min(row["speedup"], row["speedup_bound"])
+
+
+def removes_work(row: Row) -> bool:
+    """Whether the row's configuration can be faster than the teacher at all (FLOPs bound above 1; rows without a
+    bound count by their measured speedup)."""
+    return row.get("speedup_bound", row["speedup"]) > 1.0
+
+
 def recommend(rows: Sequence[Row], budget: Budget) -> Row | None:
-    """The fastest row within ``budget`` (ties: higher accuracy, then smaller cache); None if none fits."""
-    fitting = [r for r in rows if budget.admits(r)]
+    """The row with the highest `credited_speedup` within ``budget`` among those that remove work (ties: higher
+    accuracy, then smaller cache); None if none fits."""
+    fitting = [r for r in rows if removes_work(r) and budget.admits(r)]
     if not fitting:
         return None
-    return max(fitting, key=lambda r: (r["speedup"], r["accuracy"], -r["state_bytes_per_token"]))
+    return max(fitting, key=lambda r: (credited_speedup(r), r["accuracy"], -r["state_bytes_per_token"]))

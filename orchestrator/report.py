@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.pareto import FRONT_OBJECTIVES, Budget, pareto_front, recommend
+from orchestrator.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pareto_front, recommend
 
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
                "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
@@ -121,11 +121,13 @@ def format_report(report: SweepReport) -> str:
         lines += [f"per trained trial (mean of {cost['trials']}): {cost['trial_wall_s']:.1f} s wall, "
                   f"{cost['train_s']:.1f} s in training steps, {cost['overhead_s']:.1f} s overhead", ""]
     if report.best is None:
-        lines.append(f"no configuration within the budget ({limits})")
+        lines.append(f"no configuration faster than the teacher within the budget ({limits}): keep the teacher, or "
+                     "widen the budget (`decouple report --max-drop`)")
     else:
         settings = {k: v for k, v in report.best.items()
                     if k not in ROW_METRICS and k not in ("trial", "checkpoint", "mlflow_run_id")}
-        unreliable = "" if is_reliable(report.best) else f", not reliable ({UNRELIABLE_MARK} above)"
+        unreliable = "" if is_reliable(report.best) else (
+            f", not reliable ({UNRELIABLE_MARK} above; ranked at {credited_speedup(report.best):.2f}x)")
         lines += [
             f"recommended within the budget ({limits}): trial {report.best['trial']} — "
             f"{report.best['speedup']:.2f}x measured{unreliable} ({report.best['speedup_bound']:.2f}x FLOPs bound), "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.pareto import Budget, Objective, dominates, pareto_front, recommend
+from orchestrator.pareto import Budget, Objective, credited_speedup, dominates, pareto_front, recommend
 
 
 def row(name: str, accuracy: float, speedup: float, nbytes: float, teacher: float = 80.0) -> dict:
@@ -50,6 +50,45 @@ def test_recommend_fastest_within_budget():
     assert recommend(ROWS, Budget(min_speedup=3.0)) is None
 
 
+def timed(name: str, accuracy: float, speedup: float, bound: float, reliable: bool) -> dict:
+    return {**row(name, accuracy, speedup, 1536), "speedup_bound": bound, "speed_reliable": float(reliable)}
+
+
+def test_an_unreliable_speedup_is_credited_up_to_its_bound():
+    assert credited_speedup(timed("x", 80, 1.99, 1.46, reliable=False)) == 1.46
+    assert credited_speedup(timed("x", 80, 1.30, 1.46, reliable=False)) == 1.30  # below its bound: as measured
+    assert credited_speedup(timed("x", 80, 1.50, 1.46, reliable=True)) == 1.50  # within the timing tolerance
+    assert credited_speedup(row("old", 80, 1.7, 1536)) == 1.7  # rows from before the marks: as measured
+
+
+def test_recommendation_ranks_credited_speedups_and_never_the_teachers_forward():
+    # The make-demo sweep under load: split 0 (the teacher's own forward, bound 1.00) timed at 1.99x.
+    split0 = timed("k0", 99.0, 1.99, 1.00, reliable=False)
+    k3 = timed("k3", 98.5, 1.55, 1.46, reliable=False)
+    k2 = timed("k2", 98.6, 1.40, 1.31, reliable=True)
+    assert recommend([split0, k3, k2], Budget(max_drop=1.0))["name"] == "k3"  # 1.46 credited beats 1.40
+    assert recommend([split0, k3, k2], Budget(max_drop=1.0, min_speedup=1.5)) is None  # k3 counts 1.46, not 1.55
+    assert recommend([split0], Budget(max_drop=None)) is None  # keep the teacher
+
+
 def test_bad_mode_names_the_metric():
     with pytest.raises(ValueError, match="speedup"):
         Objective("speedup", "up")
+
+
+def test_report_says_keep_the_teacher_or_how_an_unreliable_pick_was_ranked():
+    from orchestrator.report import SweepReport, format_report
+
+    split0 = {**timed("k0", 99.0, 1.99, 1.00, reliable=False), "trial": "k0", "split": 0, "checkpoint": "t"}
+    k3 = {**timed("k3", 98.5, 1.55, 1.46, reliable=False), "trial": "k3", "split": 3, "checkpoint": "c3"}
+    teacher = {"path": "t", "accuracy": 99.0}
+
+    def text(rows: list[dict], budget: Budget) -> str:
+        return format_report(SweepReport("s", teacher, rows, pareto_front(rows), recommend(rows, budget), budget,
+                                         {}, [r["trial"] for r in rows]))
+
+    assert text([split0], Budget(max_drop=1.0)).splitlines()[-1] == (
+        "no configuration faster than the teacher within the budget (accuracy drop <= 1): keep the teacher, or widen "
+        "the budget (`decouple report --max-drop`)")
+    assert "trial k3 — 1.55x measured, not reliable (? above; ranked at 1.46x) (1.46x FLOPs bound)" in text(
+        [split0, k3], Budget(max_drop=1.0))
