@@ -1,7 +1,13 @@
 """`decouple augment`: more training pairs for a pair task, labelled by its teacher.
 
-Each sentence of the training data is paired with its nearest other sentences (`trainables.data.neighbour_pairs`,
-by a sentence-embedding model, the installed all-MiniLM-L6-v2 by default), the teacher labels every new pair, and a
+New pairs come one of two ways (``method``):
+
+- ``substitute`` (TinyBERT's augmentation, `trainables.data.word_substitution`): copies of each training pair with
+  some words replaced by their neighbours in the embedding model's input word embeddings;
+- ``neighbours``: each sentence of the training data paired with its nearest other sentences
+  (`trainables.data.neighbour_pairs`, mean-pooled sentence embeddings).
+
+The embedding model is the installed all-MiniLM-L6-v2 unless told otherwise. The teacher labels every new pair, and a
 TSV (``id, sentence1, sentence2, label``) holds the data's own rows first, as they were, then the new ones. A student
 trained on it with distillation (the default recipe) learns the teacher's outputs on those pairs as well.
 """
@@ -14,6 +20,7 @@ from pathlib import Path
 from trainables.data.errors import DataError
 from trainables.model.source import DEFAULT_MODEL
 
+METHODS = ("substitute", "neighbours")
 HEADER = ("id", "sentence1", "sentence2", "label")
 """Columns written; the label column keeps the name of a layout that writes class indices (`write_pairs`)."""
 
@@ -28,8 +35,19 @@ class AugmentOptions:
     """The fine-tuned teacher (a `decouple train` checkpoint) that labels the new pairs."""
     output: str
     """The .tsv to write: the data's rows, then the new pairs (an existing file is refused)."""
+    method: str = "neighbours"
+    """How new pairs are made: 'substitute' (copies of each pair with words replaced) or 'neighbours' (each sentence
+    with its most similar other sentences); see the module doc."""
+    copies: int = 4
+    """substitute: copies of each pair (a copy equal to its pair or to an earlier copy is dropped)."""
+    replace_prob: float = 0.4
+    """substitute: the chance that each word is replaced (TinyBERT's 0.4)."""
+    similar_words: int = 15
+    """substitute: a word becomes one of this many words nearest to it in the input embeddings (TinyBERT's 15)."""
     neighbours: int = 4
-    """New pairs per sentence: each sentence with this many of its most similar other sentences."""
+    """neighbours: new pairs per sentence, each sentence with this many of its most similar other sentences."""
+    seed: int = 0
+    """substitute: seed of the replacements."""
     embedding_model: str = DEFAULT_MODEL
     """Sentence-embedding model that finds the neighbours (mean pooling): 'minilm-l6' (all-MiniLM-L6-v2), a
     directory or a hub name."""
@@ -39,8 +57,13 @@ class AugmentOptions:
     """Sentences or pairs per forward pass."""
 
     def __post_init__(self) -> None:
-        if self.neighbours < 1:
-            raise ValueError(f"neighbours={self.neighbours} must be >= 1")
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}: use one of {', '.join(METHODS)}")
+        for name in ("copies", "similar_words", "neighbours"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if not 0.0 < self.replace_prob <= 1.0:
+            raise ValueError(f"replace_prob={self.replace_prob} must be in (0, 1]")
         if self.batch_size < 1:
             raise ValueError(f"batch_size={self.batch_size} must be >= 1")
         if not self.output.endswith(".tsv"):
@@ -67,7 +90,6 @@ def augment(options: AugmentOptions) -> AugmentResult:
     from orchestrator.evaluate import EvalOptions, load_model, settle
     from trainables.data.features import PairExample
     from trainables.data.label_sets import parse_labels
-    from trainables.data.neighbour_pairs import neighbour_pairs, sentence_embeddings
     from trainables.data.pairs import build_pair_features, load_pairs
     from trainables.metrics.evaluation import evaluate_pairs
     from trainables.model.source import resolve_model
@@ -76,15 +98,12 @@ def augment(options: AugmentOptions) -> AugmentResult:
     examples, label_names, report = load_pairs(options.data, labels=parse_labels(options.labels))
     if not examples:
         raise DataError(f"{report.source}: no usable pairs ({report.summary()}); fix the data")
-    sentences = list(dict.fromkeys(s for ex in examples for s in (ex.sentence1, ex.sentence2)))
-    index = {s: i for i, s in enumerate(sentences)}
-    existing = [(index[ex.sentence1], index[ex.sentence2]) for ex in examples]
-
     folder = resolve_model(options.embedding_model)
     embedder, tokenizer = AutoModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
-    embeddings = sentence_embeddings(embedder, tokenizer, sentences, batch_size=options.batch_size)
-    pairs = neighbour_pairs(embeddings, options.neighbours, exclude=existing)
-    new = [PairExample(f"aug-{n}", sentences[i], sentences[j], 0) for n, (i, j) in enumerate(pairs)]
+    if options.method == "substitute":
+        new = _substituted(options, examples, embedder, tokenizer)
+    else:
+        new = _neighbours(options, examples, embedder, tokenizer)
 
     teacher_options, _ = settle(EvalOptions(model=options.teacher, data=options.data, task="pair",
                                             labels=options.labels))
@@ -96,6 +115,36 @@ def augment(options: AugmentOptions) -> AugmentResult:
     write_pairs(Path(options.output), [*examples, *labelled], label_names)
     counts = {name: sum(ex.label == c for ex in labelled) for c, name in enumerate(label_names)}
     return AugmentResult(options.output, len(examples), len(labelled), counts, time.perf_counter() - start)
+
+
+def _substituted(options: AugmentOptions, examples, embedder, tokenizer) -> list:
+    from trainables.data.features import PairExample
+    from trainables.data.word_substitution import WORD, candidate_words, similar_words, substituted_pairs
+
+    vocab = tokenizer.get_vocab()
+    words = [w.lower() for ex in examples for s in (ex.sentence1, ex.sentence2) for w in WORD.findall(s)]
+    neighbours = similar_words(embedder.get_input_embeddings().weight, vocab, words, candidate_words(vocab),
+                               options.similar_words)
+    copies = substituted_pairs([(ex.sentence1, ex.sentence2) for ex in examples], neighbours, options.copies,
+                               options.replace_prob, options.seed)
+    counts: dict[int, int] = {}
+    new = []
+    for index, first, second in copies:
+        counts[index] = counts.get(index, 0) + 1
+        new.append(PairExample(f"{examples[index].id}-sub{counts[index]}", first, second, 0))
+    return new
+
+
+def _neighbours(options: AugmentOptions, examples, embedder, tokenizer) -> list:
+    from trainables.data.features import PairExample
+    from trainables.data.neighbour_pairs import neighbour_pairs, sentence_embeddings
+
+    sentences = list(dict.fromkeys(s for ex in examples for s in (ex.sentence1, ex.sentence2)))
+    index = {s: i for i, s in enumerate(sentences)}
+    existing = [(index[ex.sentence1], index[ex.sentence2]) for ex in examples]
+    embeddings = sentence_embeddings(embedder, tokenizer, sentences, batch_size=options.batch_size)
+    pairs = neighbour_pairs(embeddings, options.neighbours, exclude=existing)
+    return [PairExample(f"aug-{n}", sentences[i], sentences[j], 0) for n, (i, j) in enumerate(pairs)]
 
 
 def write_pairs(path: Path, examples, label_names: tuple[str, ...]) -> None:

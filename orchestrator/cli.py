@@ -22,8 +22,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("orchestrator.commands.eval", "evaluate a model (full or decoupled at a split) on QA or pair data"),
     "bench": ("orchestrator.commands.bench", "time full vs decoupled (live and cached) models against the FLOPs bound"),
     "train": ("orchestrator.commands.train", "fine-tune a teacher or distil a decoupled student on Ray Train"),
-    "augment": ("orchestrator.commands.augment", "pair tasks: new training pairs from the data's own sentences, "
-                "labelled by the teacher"),
+    "augment": ("orchestrator.commands.augment", "pair tasks: new training pairs (copies with words substituted, or "
+                "nearest-neighbour sentences), labelled by the teacher"),
     "cache": ("orchestrator.commands.cache", "build / verify a sharded Parquet passage cache with Ray Data"),
     "answer": ("orchestrator.commands.answer", "answer a question from a passage cache"),
     "sweep": ("orchestrator.commands.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),

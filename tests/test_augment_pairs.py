@@ -1,7 +1,10 @@
-"""`decouple augment`: new pairs from the data's own sentences (nearest neighbours), labelled by the teacher."""
+"""`decouple augment`: new pairs from the data's own sentences (nearest neighbours) or substituted copies of its
+pairs, labelled by the teacher."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import random
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ import transformers
 from orchestrator.cli import main
 from trainables.data.neighbour_pairs import neighbour_pairs
 from trainables.data.pairs import build_pair_features, load_pairs
+from trainables.data.word_substitution import candidate_words, similar_words, substitute, substituted_pairs
 from trainables.model.config import DecoupledConfig
 from trainables.model.decoupled import DecoupledModel
 
@@ -27,6 +31,28 @@ def test_neighbour_pairs_by_hand():
     assert neighbour_pairs(unit(a, b, c, d), 2) == [(0, 1), (1, 2), (0, 2), (2, 3), (1, 3)]
     assert neighbour_pairs(unit(a, b, a), 1) == [(0, 1), (1, 2)]  # the same sentence twice is never a pair
     assert neighbour_pairs(unit(a, b, c, d), 1, block=3) == neighbour_pairs(unit(a, b, c, d), 1)
+
+
+def test_similar_words_by_hand():
+    vocab = {"[PAD]": 0, "cat": 1, "dog": 2, "car": 3, "##s": 4, "Cat": 5, "x": 6, "dogs2": 7}
+    assert candidate_words(vocab) == ["car", "cat", "dog"]  # whole lower-case words of two letters or more
+    # cat·dog 0.8, cat·car 0, dog·car 0.6; "##s" (a piece) and "bird" (not in the vocabulary) get none.
+    table = torch.zeros(8, 2)
+    table[1], table[2], table[3] = torch.tensor([1.0, 0.0]), torch.tensor([0.8, 0.6]), torch.tensor([0.0, 1.0])
+    got = similar_words(table, vocab, ["cat", "dog", "car", "bird", "cat"], candidate_words(vocab), k=1)
+    assert got == {"cat": ["dog"], "dog": ["cat"], "car": ["dog"]}
+    assert similar_words(table, vocab, ["cat"], candidate_words(vocab), k=2, block=1) == {"cat": ["dog", "car"]}
+
+
+def test_substitute_by_hand():
+    neighbours = {"cat": ["dog"], "sat": ["stood"]}
+    # Every word with neighbours replaced at probability 1, capitals kept, the rest (numbers, punctuation) as written.
+    assert substitute("The Cat sat, 3 times.", neighbours, 1.0, random.Random(0)) == "The Dog stood, 3 times."
+    assert substitute("The Cat sat.", neighbours, 1e-9, random.Random(0)) == "The Cat sat."
+    # Copies equal to the pair or to an earlier copy are dropped: one distinct copy of a pair, none of a pair with
+    # nothing to replace.
+    assert substituted_pairs([("a cat", "it sat"), ("no", "words")], neighbours, copies=3, prob=1.0) == [
+        (0, "a dog", "it stood")]
 
 
 ROWS = [  # (label, sentence1, sentence2): the close sentences sit in different rows
@@ -90,3 +116,34 @@ def test_augment_refuses_an_existing_output_in_one_line(pair_data, teacher, tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "output=" in err and "exists" in err
     assert out.read_text() == "kept\n"
+
+
+def test_augment_substitutes_words_in_copies_of_each_pair(pair_data, teacher, tmp_path, capsys):
+    out = tmp_path / "substituted.tsv"
+    assert main(["augment", "--method", "substitute", "--data", str(pair_data), "--teacher", str(teacher),
+                 "--output", str(out), "--copies", "3", "--replace-prob", "0.5"]) == 0
+    assert "[augment] " in capsys.readouterr().out
+    examples, _, report = load_pairs(str(out))
+    assert report.skipped == 0 and len(examples) > 4 + 4  # every pair of the data has replaceable words
+    pairs = {example.id: (example.sentence1, example.sentence2) for example in examples[:4]}
+    for example in examples[4:]:
+        first, second = pairs[example.id.split("-sub")[0]]  # a copy's id is its pair's, then -sub1, -sub2, ...
+        assert (example.sentence1, example.sentence2) != (first, second)
+        # A copy keeps its pair's length in words, and its numbers and punctuation where they were.
+        for new, old in ((example.sentence1, first), (example.sentence2, second)):
+            assert len(new.split()) == len(old.split()) and new[-1] == old[-1]
+    model = DecoupledModel.from_pretrained(teacher)
+    features = build_pair_features(examples[4:], model.tokenizer, max_question_len=24, max_passage_len=256)
+    with torch.inference_mode():
+        predicted = model(features.question_ids, features.question_mask, features.passage_ids,
+                          features.passage_mask).logits.argmax(-1)
+    assert [e.label for e in examples[4:]] == predicted.tolist()
+
+
+@pytest.mark.parametrize("flags, field", [(["--method", "mlm"], "method="), (["--replace-prob", "0"], "replace_prob="),
+                                          (["--copies", "0"], "copies=")])
+def test_augment_refuses_bad_settings_in_one_line(pair_data, teacher, tmp_path, capsys, flags, field):
+    out = tmp_path / "augmented.tsv"
+    assert main(["augment", "--data", str(pair_data), "--teacher", str(teacher), "--output", str(out), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and field in err and not out.exists()
