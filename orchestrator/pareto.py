@@ -87,7 +87,8 @@ def credited_speedup(row: Row) -> float:
 def removes_work(row: Row) -> bool:
     """Whether the row's configuration can be faster than the teacher at all (FLOPs bound above 1; rows without a
     bound count by their measured speedup)."""
-    return row.get("speedup_bound", row["speedup"]) > 1.0
+    bound = row.get("speedup_bound")
+    return (row["speedup"] if bound is None else bound) > 1.0
 
 
 def recommend(rows: Sequence[Row], budget: Budget) -> Row | None:
