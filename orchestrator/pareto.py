@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trainables.speed.reliability import is_reliable
+
 Row = dict[str, Any]
 
 
@@ -79,7 +81,7 @@ def pareto_front(rows: Sequence[Row], objectives: Sequence[Objective] = FRONT_OB
 
 def credited_speedup(row: Row) -> float:
     """The measured speedup, capped at its FLOPs bound when the measurement is marked unreliable."""
-    if row.get("speed_reliable", 1.0) or row.get("speedup_bound") is None:
+    if is_reliable(row) or row.get("speedup_bound") is None:
         return row["speedup"]
     return min(row["speedup"], row["speedup_bound"])
 

@@ -2,9 +2,8 @@
 pairs, labelled by the teacher."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import random
+from pathlib import Path
 
 import pytest
 import torch
