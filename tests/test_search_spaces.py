@@ -183,8 +183,8 @@ def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
     target = Target.from_checkpoint(MINILM, spec.epochs)
     configs = validate_spec(spec, target, base_for(MINILM, spec.epochs), samples=8)
     points = configs[:len(spec.points(target))]
-    if "compression" in path:  # k = L/2, r = 4, 2, 1, int8 states
-        assert [(c["split"], c["compression_ratio"]) for c in points] == [(3, 4), (3, 2), (3, 1)]
+    if "compression" in path:  # k = L/3, r = 4, 2, 1, int8 states
+        assert [(c["split"], c["compression_ratio"]) for c in points] == [(2, 4), (2, 2), (2, 1)]
         assert spec.settings["cache_dtype"] == "int8"
     else:
         assert [c["split"] for c in points][:3] == [3, 2, 1]  # k <= L/2 first, from L/2 down
