@@ -8,8 +8,10 @@ One loop serves every mode (see `LoopConfig`):
   teacher's logits are computed once before the first epoch (each worker a share, then all-gathered; or loaded from
   `LoopConfig.teacher_logits_file`, which the first run of a teacher and data writes) and looked up per batch, so a
   distillation step costs what a plain fine-tuning step costs;
-- **two-phase compression** (Decoupled Transformer blog): the first ``phase1_epochs`` train only the compressor and
-  decompressor to reconstruct the uncompressed lower passage states; later epochs train everything jointly.
+- **compression**: a fresh student's compressor and decompressor start at the principal subspace of its own passage
+  states (`trainables.model.compression_fit`: the best linear reconstruction, in closed form); with two-phase
+  compression (Decoupled Transformer blog) the first ``phase1_epochs`` then train only those two layers to reconstruct
+  the uncompressed lower passage states; later epochs train everything jointly.
 
 The seams live beside this module: the task's rows (`task_data`), the teacher and its logits (`teacher_logits`),
 the loss of one batch (`loss_step`) and the checkpoint files (`checkpoints`); this module is the loop that runs them.
@@ -35,6 +37,7 @@ from transformers import AutoTokenizer
 
 from trainables import storage
 from trainables.metrics.evaluation import evaluate_pairs, evaluate_qa
+from trainables.model.compression_fit import fit_projection_pair
 from trainables.model.decoupled import DecoupledModel
 from trainables.training.augment import masked_batch
 from trainables.training.checkpoints import optimizer_state, save_checkpoint, trainer_state
@@ -51,6 +54,8 @@ from trainables.training.teacher_logits import (
 )
 
 Report = Callable[[dict, str | None], None]  # (metrics, checkpoint dir written by this worker or None)
+COMPRESSION_FIT_ROWS = 256
+"""Training rows whose passage states set a fresh student's compression (SQuAD, P 192: ~45k tokens, seconds)."""
 
 
 class _Objective(nn.Module):
@@ -176,6 +181,7 @@ class Worker:
             self._say(*self.data.summaries)
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
+        fitted = self._fit_compression() if resume_dir is None else {}
         if cfg.decoupled.task == "pair":
             name_classes(self.student, self.data.label_names)
         if cfg.mask_augment > 0:
@@ -192,10 +198,33 @@ class Worker:
             raise ValueError(f"resume_from: the checkpoint already finished epoch {start_epoch} of {cfg.epochs}; "
                              "raise epochs to train further")
         # Once per attempt: the step it starts from (0 when fresh; the checkpoint's step after a restart or resume).
-        self.setup_metrics = {**self._setup_teacher(), "start_step": self.global_step}
+        self.setup_metrics = {**self._setup_teacher(), **fitted, "start_step": self.global_step}
         self._enter_phase(cfg.phase_of(start_epoch), optimizer_state=None, first_epoch=start_epoch)
         torch.manual_seed(cfg.seed + 1000 * self.rank + start_epoch)  # dropout differs across replicas and resumes
         return start_epoch
+
+    def _fit_compression(self) -> dict:
+        """A fresh compressing student's compressor and decompressor set to the principal subspace of its own
+        uncompressed passage states over up to ``COMPRESSION_FIT_ROWS`` training rows spread over the data
+        (`compression_fit`). Every replica fits the same rows; DDP then starts them all from rank 0's weights.
+        Returns the reconstruction error it starts from (``compression_fit_error``), or nothing without compression."""
+        student = self.student
+        if student.compressor is None:
+            return {}
+        start = time.perf_counter()
+        rows = Rows(self.data.train)
+        picked = torch.linspace(0, len(rows) - 1, min(COMPRESSION_FIT_ROWS, len(rows))).long().unique().tolist()
+        states = []
+        student.eval()
+        with torch.no_grad():
+            for batch in DataLoader(torch.utils.data.Subset(rows, picked), batch_size=self.cfg.eval_batch_size):
+                mask = batch["passage_mask"].to(self.device)
+                lower = student.encode_passage(batch["passage_ids"].to(self.device), mask, compress=False,
+                                               store=False).values  # (B, P, width)
+                states.append(lower[mask.bool()].float().cpu())
+        student.train()
+        error = fit_projection_pair(student.compressor, student.decompressor, torch.cat(states))
+        return {"compression_fit_error": error, "compression_fit_s": time.perf_counter() - start}
 
     def _prepare_model(self) -> nn.Module:
         objective = _Objective(self.student)
