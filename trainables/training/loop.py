@@ -212,6 +212,7 @@ class Worker:
         if student.compressor is None:
             return {}
         start = time.perf_counter()
+        student.to(self.device)  # as `_prepare_model` places it next
         rows = Rows(self.data.train)
         picked = torch.linspace(0, len(rows) - 1, min(COMPRESSION_FIT_ROWS, len(rows))).long().unique().tolist()
         states = []
