@@ -30,18 +30,12 @@ def principal_subspace(states: torch.Tensor, width: int) -> tuple[torch.Tensor, 
     return mean.to(states.dtype), basis.to(states.dtype)
 
 
-def fit_projection_pair(compressor: nn.Linear, decompressor: nn.Linear, states: torch.Tensor) -> float:
+def fit_projection_pair(compressor: nn.Linear, decompressor: nn.Linear, states: torch.Tensor) -> None:
     """Set ``compressor`` (d -> C) and ``decompressor`` (C -> d) to the principal subspace of ``states`` (N, d):
-    compress(x) = B (x − μ), decompress(z) = Bᵀ z + μ. Returns the relative squared reconstruction error
-    ‖x − decompress(compress(x))‖² / ‖x‖² over ``states`` after the fit."""
-    weight = compressor.weight
-    mean, basis = principal_subspace(states.float(), compressor.out_features)
-    mean, basis = mean.to(weight.device), basis.to(weight.device)
+    compress(x) = B (x − μ), decompress(z) = Bᵀ z + μ."""
+    mean, basis = (t.to(compressor.weight) for t in principal_subspace(states.float(), compressor.out_features))
     with torch.no_grad():
         compressor.weight.copy_(basis)
         compressor.bias.copy_(-(basis @ mean))
         decompressor.weight.copy_(basis.T)
         decompressor.bias.copy_(mean)
-        x = states.float().to(weight.device)
-        rebuilt = decompressor(compressor(x.to(weight.dtype))).float()
-        return ((x - rebuilt).square().sum() / x.square().sum().clamp_min(1e-12)).item()

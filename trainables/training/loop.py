@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from transformers import AutoTokenizer
 
 from trainables import storage
@@ -43,6 +43,7 @@ from trainables.training.augment import masked_batch
 from trainables.training.checkpoints import optimizer_state, save_checkpoint, trainer_state
 from trainables.training.config import LoopConfig
 from trainables.training.loss_step import TERMS, LossStep
+from trainables.training.losses import relative_mse
 from trainables.training.optim import autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
 from trainables.training.task_data import Rows, load_task_data
 from trainables.training.teacher_logits import (
@@ -88,6 +89,14 @@ def build_student(cfg: LoopConfig, num_labels: int, checkpoint_dir: Path | None)
             raise ValueError(f"resume_from: the checkpoint {checkpoint_dir} holds a model with {model.config}, "
                              f"the options ask for {config}; resume with the options it was trained with")
     return model
+
+
+def reconstruction_error(student: DecoupledModel, states: torch.Tensor) -> float:
+    """`relative_mse` (the hidden-state losses' measure) of decompress(compress(x)) against x over (N, width) passage
+    token states."""
+    with torch.no_grad():
+        x = states.to(student.compressor.weight)[None]  # (1, N, width)
+        return relative_mse(student.decompress(student.compress(x)), x, x.new_ones(x.shape[:2])).item()
 
 
 def name_classes(model: DecoupledModel, names: tuple[str, ...]) -> None:
@@ -207,7 +216,8 @@ class Worker:
         """A fresh compressing student's compressor and decompressor set to the principal subspace of its own
         uncompressed passage states over up to ``COMPRESSION_FIT_ROWS`` training rows spread over the data
         (`compression_fit`). Every replica fits the same rows; DDP then starts them all from rank 0's weights.
-        Returns the reconstruction error it starts from (``compression_fit_error``), or nothing without compression."""
+        Returns the reconstruction error it starts from (``compression_fit_error``, `reconstruction_error`), or nothing
+        without compression."""
         student = self.student
         if student.compressor is None:
             return {}
@@ -218,14 +228,16 @@ class Worker:
         states = []
         student.eval()
         with torch.no_grad():
-            for batch in DataLoader(torch.utils.data.Subset(rows, picked), batch_size=self.cfg.eval_batch_size):
+            for batch in DataLoader(Subset(rows, picked), batch_size=self.cfg.eval_batch_size):
                 mask = batch["passage_mask"].to(self.device)
                 lower = student.encode_passage(batch["passage_ids"].to(self.device), mask, compress=False,
                                                store=False).values  # (B, P, width)
                 states.append(lower[mask.bool()].float().cpu())
         student.train()
-        error = fit_projection_pair(student.compressor, student.decompressor, torch.cat(states))
-        return {"compression_fit_error": error, "compression_fit_s": time.perf_counter() - start}
+        states = torch.cat(states)
+        fit_projection_pair(student.compressor, student.decompressor, states)
+        return {"compression_fit_error": reconstruction_error(student, states),
+                "compression_fit_s": time.perf_counter() - start}
 
     def _prepare_model(self) -> nn.Module:
         objective = _Objective(self.student)
