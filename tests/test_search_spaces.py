@@ -172,8 +172,8 @@ def test_smoke_size_is_checked():
         SmokeSize(epochs=0)
 
 
-@pytest.mark.parametrize("path", ["results/mrpc/split_space.py", "results/squad/split_space.py",
-                                  "results/squad/compression_space.py"])
+@pytest.mark.parametrize("path", ["results/mrpc/split_space.py", "results/rte/split_space.py",
+                                  "results/squad/split_space.py", "results/squad/compression_space.py"])
 def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
     from pathlib import Path
 
