@@ -1,12 +1,15 @@
 """The split sweep behind results/rte: the shipped `split` space on RTE, the splits up to L/2 first, where the
 fidelity targets apply.
 
-RTE's first sentence (the premise) is the long one: 124 word pieces at the 90th percentile of ../shared/data's
-training pairs, 148 at the 95th; the hypothesis is 19 and 25. The premise stays first, as the teacher reads it, so it
-is the question segment (128 tokens) and the hypothesis the cached one (32).
+RTE's premise is the long sentence (124 word pieces at the 90th percentile of ../shared/data's training pairs, 148 at
+the 95th) and the one worth caching; the hypothesis is short (19 and 25). The data files behind the results therefore
+put the hypothesis first (the question segment, 32 tokens) and the premise second (the cached passage segment, 160
+tokens); the teacher is trained on the same order.
 
-Run (from the repository root; ../shared/data/rte-train.tsv split into train/held-out as docs/fidelity.md says):
-    decouple sweep results/rte/split_space.py --task pair --data rte-train.tsv --eval-data rte-heldout.tsv \
+Run (from the repository root; ../shared/data/rte-train.tsv split into train/held-out and its two sentence
+columns swapped, as docs/fidelity.md says):
+    decouple sweep results/rte/split_space.py --task pair --data rte-train-hyp-first.tsv \
+        --eval-data rte-heldout-hyp-first.tsv \
         --teacher <teacher dir> --name rte-split
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ SPEC = SweepSpec(
     modes=SPLIT.modes,
     num_samples=None,
     epochs=2,
-    settings={"max_question_len": 128, "max_passage_len": 32, "doc_stride": 16},
+    settings={"max_question_len": 32, "max_passage_len": 160, "doc_stride": 16},
     scheduler=None,
     enqueued=half_first,
     smoke=SPLIT.smoke,
