@@ -14,19 +14,14 @@ columns swapped, as docs/fidelity.md says):
 """
 from __future__ import annotations
 
-from search_spaces.base import SweepSpec
-from search_spaces.split import SPEC as SPLIT, define, half_first
+from dataclasses import replace
 
-SPEC = SweepSpec(
+from search_spaces.split import SPEC as SPLIT, half_first
+
+SPEC = replace(
+    SPLIT,
     name="rte-split",
-    define_by_run=define,
-    metrics=SPLIT.metrics,
-    modes=SPLIT.modes,
-    num_samples=None,
-    epochs=2,
     settings={"max_question_len": 32, "max_passage_len": 160, "doc_stride": 16},
-    scheduler=None,
     enqueued=half_first,
-    smoke=SPLIT.smoke,
     description="RTE accuracy vs split k, k <= L/2 first",
 )

@@ -10,7 +10,9 @@ Run (from the repository root):
 """
 from __future__ import annotations
 
-from search_spaces.base import SweepSpec, Target
+from dataclasses import replace
+
+from search_spaces.base import Target
 from search_spaces.split import SPEC as SPLIT
 
 RATIOS = (4, 2, 1)
@@ -25,16 +27,12 @@ def largest_first(target: Target) -> list[dict]:
     return [{"compression_ratio": r} for r in RATIOS if target.hidden_size % r == 0]
 
 
-SPEC = SweepSpec(
+SPEC = replace(
+    SPLIT,
     name="squad-compression",
     define_by_run=define,
-    metrics=SPLIT.metrics,
-    modes=SPLIT.modes,
-    num_samples=None,
     epochs=1,
     settings={"max_question_len": 32, "max_passage_len": 192, "doc_stride": 64, "cache_dtype": "int8"},
-    scheduler=None,
     enqueued=largest_first,
-    smoke=SPLIT.smoke,
     description="SQuAD part-a F1 vs compression ratio r (int8 states) at k = L/3",
 )

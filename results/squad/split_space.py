@@ -9,19 +9,15 @@ Run (from the repository root; part a split by article as docs/fidelity.md says)
 """
 from __future__ import annotations
 
-from search_spaces.base import SweepSpec
-from search_spaces.split import SPEC as SPLIT, define, half_first
+from dataclasses import replace
 
-SPEC = SweepSpec(
+from search_spaces.split import SPEC as SPLIT, half_first
+
+SPEC = replace(
+    SPLIT,
     name="squad-split",
-    define_by_run=define,
-    metrics=SPLIT.metrics,
-    modes=SPLIT.modes,
-    num_samples=None,
     epochs=1,
     settings={"max_question_len": 32, "max_passage_len": 192, "doc_stride": 64},
-    scheduler=None,
     enqueued=half_first,
-    smoke=SPLIT.smoke,
     description="SQuAD part-a F1 vs split k, k <= L/2 first",
 )
