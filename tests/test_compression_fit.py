@@ -8,14 +8,7 @@ from torch import nn
 
 from trainables.model.compression_fit import fit_projection_pair, principal_subspace
 from trainables.model.decoupled import _init_projection_pair
-from trainables.training.losses import relative_mse
-
-
-def rebuilt_error(compressor: nn.Linear, decompressor: nn.Linear, states: torch.Tensor) -> float:
-    """Σ‖x − decompress(compress(x))‖² / Σ‖x‖² over (N, d) states."""
-    with torch.no_grad():
-        x = states[None]
-        return relative_mse(decompressor(compressor(x)), x, torch.ones(x.shape[:2])).item()
+from trainables.training.loop import reconstruction_error
 
 
 def test_principal_subspace_hand_values():
@@ -33,7 +26,7 @@ def test_fit_keeps_the_largest_directions_hand_error():
     states = torch.tensor([[3.0, 0, 0], [-3, 0, 0], [0, 1, 0], [0, -1, 0]])
     compressor, decompressor = nn.Linear(3, 1), nn.Linear(1, 3)
     fit_projection_pair(compressor, decompressor, states)
-    assert rebuilt_error(compressor, decompressor, states) == pytest.approx(0.1)
+    assert reconstruction_error(compressor, decompressor, states) == pytest.approx(0.1)
     rebuilt = decompressor(compressor(states)).detach()
     assert torch.allclose(rebuilt, torch.tensor([[3.0, 0, 0], [-3, 0, 0], [0, 0, 0], [0, 0, 0]]), atol=1e-6)
 
@@ -45,10 +38,10 @@ def test_states_on_an_offset_plane_are_rebuilt_exactly():
     states = offset + torch.randn(200, 2) @ plane.T
     compressor, decompressor = nn.Linear(8, 2), nn.Linear(2, 8)
     fit_projection_pair(compressor, decompressor, states)
-    assert rebuilt_error(compressor, decompressor, states) < 1e-10
+    assert reconstruction_error(compressor, decompressor, states) < 1e-10
     assert torch.allclose(decompressor(compressor(states)), states, atol=1e-4)
     _init_projection_pair(compressor, decompressor)  # the random orthogonal start it replaces loses most of them
-    assert rebuilt_error(compressor, decompressor, states) > 0.5
+    assert reconstruction_error(compressor, decompressor, states) > 0.5
 
 
 def test_a_fresh_compressing_student_starts_from_its_states_principal_subspace(tmp_path):
@@ -74,7 +67,7 @@ def test_a_fresh_compressing_student_starts_from_its_states_principal_subspace(t
         x = states.values[batch["passage_mask"].bool()]  # every training row: 24 < COMPRESSION_FIT_ROWS
 
         def error(model):
-            return rebuilt_error(model.compressor, model.decompressor, x)
+            return reconstruction_error(model.compressor, model.decompressor, x)
 
         assert error(student) == pytest.approx(worker.setup_metrics["compression_fit_error"], rel=1e-4)
         assert error(student) < error(fresh)

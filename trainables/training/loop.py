@@ -91,12 +91,12 @@ def build_student(cfg: LoopConfig, num_labels: int, checkpoint_dir: Path | None)
     return model
 
 
-def reconstruction_error(student: DecoupledModel, states: torch.Tensor) -> float:
-    """`relative_mse` (the hidden-state losses' measure) of decompress(compress(x)) against x over (N, width) passage
-    token states."""
+def reconstruction_error(compressor: nn.Linear, decompressor: nn.Linear, states: torch.Tensor) -> float:
+    """`relative_mse` (the hidden-state losses' measure) of decompressor(compressor(x)) against x over (N, width)
+    passage token states."""
     with torch.no_grad():
-        x = states.to(student.compressor.weight)[None]  # (1, N, width)
-        return relative_mse(student.decompress(student.compress(x)), x, x.new_ones(x.shape[:2])).item()
+        x = states.to(compressor.weight)[None]  # (1, N, width)
+        return relative_mse(decompressor(compressor(x)), x, x.new_ones(x.shape[:2])).item()
 
 
 def name_classes(model: DecoupledModel, names: tuple[str, ...]) -> None:
@@ -236,7 +236,7 @@ class Worker:
         student.train()
         states = torch.cat(states)
         fit_projection_pair(student.compressor, student.decompressor, states)
-        return {"compression_fit_error": reconstruction_error(student, states),
+        return {"compression_fit_error": reconstruction_error(student.compressor, student.decompressor, states),
                 "compression_fit_s": time.perf_counter() - start}
 
     def _prepare_model(self) -> nn.Module:
