@@ -167,6 +167,7 @@ def loop_config(options: TrainOptions):
         record=o.to_dict(),
         teacher_logits_file=logits_file,
         mask_augment=o.mask_augment,
+        split_anneal=o.split_anneal,
     )
 
 

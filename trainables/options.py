@@ -107,6 +107,10 @@ class TrainOptions:
     """Weight of the MSE between student and teacher last-layer self-attention maps (the blog uses 0.5)."""
     lrs_weight: float = option(0.0, STUDENT)
     """Weight of DeFormer's layerwise representation similarity (MSE of every upper layer vs the teacher's)."""
+    split_anneal: float = option(0.0, STUDENT)
+    """Fraction of the student's (phase-2) training steps over which its lower layers go from the joint model to the
+    decoupled one: they see question and passage together, each attention weight across the two scaled by a factor
+    falling linearly from 1 to 0, then decoupled for the rest. 0 = decoupled from the first step."""
     compression_phase1_epochs: int = option(0, STUDENT)
     """With compression: epochs that train only the compressor/decompressor on reconstruction before joint training."""
     lr: float = option(5e-5, TEACHER)
@@ -317,6 +321,8 @@ def _check_ranges(o: TrainOptions) -> None:
             raise ValueError(f"{name}={value} must be >= {low}")
     if not 0 <= o.mask_augment < 1:
         raise ValueError(f"mask_augment={o.mask_augment} must be in [0, 1) (0 = no masking)")
+    if not 0 <= o.split_anneal <= 1:
+        raise ValueError(f"split_anneal={o.split_anneal} must be in [0, 1] (0 = decoupled from the first step)")
     if o.dropout is not None and not 0 <= o.dropout < 1:
         raise ValueError(f"dropout={o.dropout} must be in [0, 1) (or unset to keep the checkpoint's)")
     for name in ("lr", "kd_temperature"):

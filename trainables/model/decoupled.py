@@ -15,6 +15,7 @@ positions counted over real tokens — exactly what the original model does on `
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -242,33 +243,56 @@ class DecoupledModel(nn.Module):
         *,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        lower_cross: float = 0.0,
     ) -> DecoupledOutput:
-        """The live path: both encoders then the upper part. Passage states are compressed but not quantized."""
-        if not output_hidden_states:
-            q = self.encode_question(question_ids, question_mask)
-            p = self.encode_passage(passage_ids, passage_mask, store=False)
-            return self.forward_upper(q, question_mask, p, passage_mask, output_attentions=output_attentions)
-        q_states = self._encode_lower(question_ids, question_mask, 0, all_states=True)
-        p_states = self._encode_lower(passage_ids, passage_mask, 1, all_states=True)
+        """The live path: both encoders then the upper part. Passage states are compressed but not quantized.
+
+        ``lower_cross`` in [0, 1] is a training-time bridge from the joint model to the decoupled one (`split_anneal`):
+        the lower layers run on question and passage together, each attention weight across the two segments scaled by
+        ``lower_cross`` before renormalising (1 = the joint model over the padded layout, 0 = decoupled: the default,
+        and the only value that can be cached).
+        """
+        if lower_cross > 0 and self.config.split > 0:
+            q_states, p_states = self._encode_lower_together(question_ids, question_mask, passage_ids, passage_mask,
+                                                             lower_cross)
+        else:
+            q_states = self._encode_lower(question_ids, question_mask, 0, all_states=True)
+            p_states = self._encode_lower(passage_ids, passage_mask, 1, all_states=True)
         p = PassageStates(self.compress(p_states[-1]))
-        out = self.forward_upper(q_states[-1], question_mask, p, passage_mask, output_hidden_states=True,
-                                 output_attentions=output_attentions)
-        lower = tuple(torch.cat([q, s], dim=1) for q, s in zip(q_states[:-1], p_states[:-1]))
-        out.hidden_states = lower + out.hidden_states
+        out = self.forward_upper(q_states[-1], question_mask, p, passage_mask,
+                                 output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        if output_hidden_states:
+            lower = tuple(torch.cat([q, s], dim=1) for q, s in zip(q_states[:-1], p_states[:-1]))
+            out.hidden_states = lower + out.hidden_states
         return out
 
     # ---- internals ----------------------------------------------------------------------------------------------
     def _encode_lower(self, input_ids, attention_mask, token_type: int, all_states: bool = False):
         """One segment through the embeddings and the lower k layers; (B, S) -> (B, S, width) (or all states)."""
-        tokens = self._token_embeddings(input_ids, token_type)  # (B, S, E)
         if self.config.split == 0:
+            tokens = self._token_embeddings(input_ids, token_type)  # (B, S, E)
             return [tokens] if all_states else tokens
+        hidden = self._segment_embeddings(input_ids, token_type)  # (B, S, d)
+        states, _ = self._run_layers(hidden, attention_mask, self._layers[: self.config.split], False)
+        return states if all_states else states[-1]
+
+    def _segment_embeddings(self, input_ids: torch.Tensor, token_type: int) -> torch.Tensor:
+        """(B, S) ids of one segment -> (B, S, d) embeddings at that segment's positions below the split."""
         after_question = token_type == 1 and self.config.passage_positions == "after_question"
         first = self.config.max_question_len if after_question else 0
         positions = torch.arange(first, first + input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        hidden = self._finish_embeddings(tokens, positions)  # (B, S, d)
-        states, _ = self._run_layers(hidden, attention_mask, self._layers[: self.config.split], False)
-        return states if all_states else states[-1]
+        return self._finish_embeddings(self._token_embeddings(input_ids, token_type), positions)
+
+    def _encode_lower_together(self, question_ids, question_mask, passage_ids, passage_mask, cross: float):
+        """Both segments, embedded as `_encode_lower` embeds them, through the lower layers as one sequence whose
+        attention across segments is scaled by ``cross`` (additive log ``cross`` on those scores); returns the question
+        and passage states of every lower layer, as two lists of (B, Q, d) and (B, P, d)."""
+        q_len = question_ids.shape[1]
+        hidden = torch.cat([self._segment_embeddings(question_ids, 0), self._segment_embeddings(passage_ids, 1)], dim=1)
+        mask = torch.cat([question_mask, passage_mask], dim=1)
+        bias = cross_segment_bias(mask, q_len, cross, hidden.dtype)
+        states, _ = self._run_layers(hidden, mask, self._layers[: self.config.split], False, attn_mask=bias)
+        return [s[:, :q_len] for s in states], [s[:, q_len:] for s in states]
 
     def _token_embeddings(self, input_ids: torch.Tensor, token_type: int) -> torch.Tensor:
         """word + token-type embeddings (B, S, E): the question-independent part of the embedding layer."""
@@ -302,9 +326,11 @@ class DecoupledModel(nn.Module):
         types[:, :question_len] = 0
         return hidden + self.cross_position(_joint_positions(mask) + self._position_offset) + self.cross_type(types)
 
-    def _run_layers(self, hidden, mask, layers, output_attentions: bool):
-        """Run ``layers`` on (B, S, d) with a (B, S) key mask; returns ([input, out_1, ...], last attention | None)."""
-        attn_mask = create_bidirectional_mask(config=self.hf_config, inputs_embeds=hidden, attention_mask=mask)
+    def _run_layers(self, hidden, mask, layers, output_attentions: bool, attn_mask: torch.Tensor | None = None):
+        """Run ``layers`` on (B, S, d) with a (B, S) key mask (or the additive (B, 1, S, S) ``attn_mask`` given);
+        returns ([input, out_1, ...], last attention | None)."""
+        if attn_mask is None:
+            attn_mask = create_bidirectional_mask(config=self.hf_config, inputs_embeds=hidden, attention_mask=mask)
         states, attention = [hidden], None
         for i, layer in enumerate(layers):
             if output_attentions and i == len(layers) - 1:
@@ -328,6 +354,18 @@ class DecoupledModel(nn.Module):
 def _joint_positions(mask: torch.Tensor) -> torch.Tensor:
     """Positions over the joint sequence counting real tokens only: (B, T) mask -> (B, T) ids (pads repeat)."""
     return (mask.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+def cross_segment_bias(mask: torch.Tensor, question_len: int, cross: float, dtype: torch.dtype) -> torch.Tensor:
+    """Additive attention bias (B, 1, T, T) over a joint (B, T) key mask whose first ``question_len`` positions are the
+    question: 0 within a segment, log ``cross`` across segments, the dtype's minimum on padded keys."""
+    floor = torch.finfo(dtype).min
+    segment = torch.arange(mask.shape[1], device=mask.device) >= question_len  # (T,) True in the passage
+    across = segment[:, None] != segment[None, :]  # (T, T) query and key in different segments
+    bias = torch.zeros(across.shape, dtype=dtype, device=mask.device)
+    bias = bias.masked_fill(across, math.log(cross) if cross > 0 else floor)
+    bias = bias[None, None].expand(mask.shape[0], 1, -1, -1)
+    return bias.masked_fill(~mask.bool()[:, None, None, :], floor)
 
 
 def _attention_probs(layer: nn.Module, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -153,6 +153,8 @@ class LoopConfig:
     them; None computes them every run."""
     mask_augment: float = 0.0
     """Probability of masking each question/passage token of a training row, afresh every step (`augment`)."""
+    split_anneal: float = 0.0
+    """Fraction of phase 2's steps over which the lower layers' attention across segments fades from 1 to 0."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("teacher", "student"):

@@ -66,7 +66,8 @@ class _Objective(nn.Module):
         super().__init__()
         self.student = student
 
-    def forward(self, batch: dict, *, reconstruct: bool = False, hidden: bool = False, attention: bool = False):
+    def forward(self, batch: dict, *, reconstruct: bool = False, hidden: bool = False, attention: bool = False,
+                lower_cross: float = 0.0):
         s = self.student
         if reconstruct:
             # The target is fixed: only the compression layers learn in phase 1.
@@ -75,7 +76,7 @@ class _Objective(nn.Module):
                                           store=False).values
             return {"reconstructed": s.decompress(s.compress(target)), "target": target}
         return s(batch["question_ids"], batch["question_mask"], batch["passage_ids"], batch["passage_mask"],
-                 output_hidden_states=hidden, output_attentions=attention)
+                 output_hidden_states=hidden, output_attentions=attention, lower_cross=lower_cross)
 
 
 def build_student(cfg: LoopConfig, num_labels: int, checkpoint_dir: Path | None) -> DecoupledModel:
@@ -348,6 +349,8 @@ class Worker:
         metrics = {f"train_{name}": (sums[TERMS.index(name)] / sums[-2]).item() for name in TERMS if name in active}
         if self.phase == 2:
             metrics.update(self.loss_step.shares(metrics))
+            if self.cfg.split_anneal > 0:
+                metrics["lower_cross"] = self.lower_cross(self.global_step - 1)  # at the epoch's last step
         metrics.update(
             epoch=epoch + 1,
             step=self.global_step,
@@ -367,7 +370,7 @@ class Worker:
                 terms = self.loss_step.reconstruction(self.model, batch)
             else:
                 terms = self.loss_step.task(self.model, batch, self.teacher, self.teacher_logits,
-                                            self._teacher_forward)
+                                            self._teacher_forward, lower_cross=self.lower_cross(self.global_step))
         self.scaler.scale(terms["loss"]).backward()
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.cfg.optim.max_grad_norm > 0:
@@ -379,6 +382,14 @@ class Worker:
         self.model.zero_grad(set_to_none=True)
         self.global_step += 1
         return {name: value.detach() for name, value in terms.items()}
+
+    def lower_cross(self, global_step: int) -> float:
+        """The weight of the lower layers' attention across segments at ``global_step`` (`split_anneal`): 1 falling
+        linearly to 0 over the first ``split_anneal`` of phase 2's steps, then 0 (decoupled)."""
+        phase2_steps = (self.cfg.epochs - self.cfg.phase1_epochs) * len(self.loader)
+        anneal_steps = self.cfg.split_anneal * phase2_steps
+        step = global_step - self.cfg.phase1_epochs * len(self.loader)
+        return max(0.0, 1.0 - step / anneal_steps) if anneal_steps > 0 else 0.0
 
     # ---- evaluation and checkpoints -------------------------------------------------------------------------------
     def _evaluate(self) -> tuple[dict, dict]:

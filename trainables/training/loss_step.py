@@ -45,14 +45,16 @@ class LossStep:
         return {"loss": loss, "reconstruction": loss}
 
     def task(self, model: torch.nn.Module, batch: dict, teacher: DecoupledModel | None,
-             teacher_logits: torch.Tensor | None, teacher_forward: Callable[..., DecoupledOutput]) -> Terms:
+             teacher_logits: torch.Tensor | None, teacher_forward: Callable[..., DecoupledOutput],
+             lower_cross: float = 0.0) -> Terms:
         """Task loss, plus distillation and feature losses for students; ``loss`` is their weighted sum. The teacher
-        runs live (``teacher`` set, through ``teacher_forward``) or its logits are looked up by row index."""
+        runs live (``teacher`` set, through ``teacher_forward``) or its logits are looked up by row index. The student
+        runs with its lower layers' attention across segments weighted by ``lower_cross`` (`split_anneal`)."""
         d = self.distill
         live_teacher = teacher is not None
         need_hidden = live_teacher and (d.hidden_weight > 0 or d.lrs_weight > 0)
         need_attention = live_teacher and d.attention_weight > 0
-        out = model(batch, hidden=need_hidden, attention=need_attention)
+        out = model(batch, hidden=need_hidden, attention=need_attention, lower_cross=lower_cross)
         valid = span_candidates(batch["question_mask"], batch["passage_mask"]) if out.logits is None else None
         terms = {"ce": hard_loss(out, batch, valid)}
         if not self.uses_teacher:
