@@ -21,7 +21,7 @@ import yaml
 
 from trainables import storage
 from trainables.data.label_sets import parse_labels
-from trainables.model.config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS
+from trainables.model.config import CACHE_DTYPES, PAIR_HEADS, PASSAGE_POSITIONS, TASKS
 from trainables.model.source import DEFAULT_MODEL
 from trainables.training.config import PRECISIONS
 
@@ -89,6 +89,9 @@ class TrainOptions:
     passage_positions: str = option("after_question", STUDENT)
     """Student passage positions below the split: 'after_question' (Q, Q+1, ...; close to the full model's) or
     'restart' (0, 1, ...; DeFormer)."""
+    pair_head: str = option("cls", STUDENT)
+    """Pairs: what the student's classifier reads: 'cls' (the model's own head on [CLS]) or 'segments' (that head
+    plus a linear map, starting at zero, of SBERT's features of the two sentences' mean final states)."""
     max_question_len: int = option(64, TEACHER, SPEED)
     """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
     max_passage_len: int = option(256, TEACHER, SPEED)
@@ -292,6 +295,7 @@ def _check_choices(o: TrainOptions) -> None:
         ("task", TASKS),
         ("cache_dtype", CACHE_DTYPES),
         ("passage_positions", PASSAGE_POSITIONS),
+        ("pair_head", PAIR_HEADS),
         ("precision", PRECISIONS),
     ):
         value = getattr(o, name)
@@ -323,6 +327,8 @@ def _check_ranges(o: TrainOptions) -> None:
         raise ValueError(f"mask_augment={o.mask_augment} must be in [0, 1) (0 = no masking)")
     if not 0 <= o.split_anneal <= 1:
         raise ValueError(f"split_anneal={o.split_anneal} must be in [0, 1] (0 = decoupled from the first step)")
+    if o.pair_head != "cls" and o.task != "pair":
+        raise ValueError(f"pair_head={o.pair_head!r} applies to task 'pair' only; leave it 'cls' for task {o.task!r}")
     if o.dropout is not None and not 0 <= o.dropout < 1:
         raise ValueError(f"dropout={o.dropout} must be in [0, 1) (or unset to keep the checkpoint's)")
     for name in ("lr", "kd_temperature"):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 CACHE_DTYPES = ("fp32", "fp16", "int8")
 TASKS = ("qa", "pair")
 PASSAGE_POSITIONS = ("after_question", "restart")
+PAIR_HEADS = ("cls", "segments")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,10 @@ class DecoupledConfig:
     cross_embeddings: bool = False
     """Add fresh position/segment embeddings at the start of the upper part (split >= 1), starting at zero so the
     model is unchanged until they train."""
+    pair_head: str = "cls"
+    """Pairs: what the classifier reads. 'cls' = the model's own head on [CLS] (which sits in the question segment);
+    'segments' = that head plus a linear map, starting at zero, of SBERT's pair features (u, v, |u - v|, u * v) of the
+    mean final states u of the question's and v of the passage's real tokens."""
     task: str = "qa"
     """qa = extractive span QA (start/end logits); pair = sentence-pair classification."""
     num_labels: int = 2
@@ -44,6 +49,10 @@ class DecoupledConfig:
         if self.passage_positions not in PASSAGE_POSITIONS:
             raise ValueError(f"passage_positions={self.passage_positions!r} is unknown; use one of "
                              f"{', '.join(PASSAGE_POSITIONS)}")
+        if self.pair_head not in PAIR_HEADS:
+            raise ValueError(f"pair_head={self.pair_head!r} is unknown; use one of {', '.join(PAIR_HEADS)}")
+        if self.pair_head != "cls" and self.task != "pair":
+            raise ValueError(f"pair_head={self.pair_head!r} applies to task 'pair' only; leave it 'cls' for {self.task!r}")
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
         if self.task == "pair" and self.num_labels < 2:

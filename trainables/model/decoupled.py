@@ -93,6 +93,11 @@ class DecoupledModel(nn.Module):
         if config.cross_embeddings and config.split > 0:
             self.cross_position = _zero_embedding(self._embeddings.position_embeddings)
             self.cross_type = _zero_embedding(self._embeddings.token_type_embeddings)
+        self.pair_features = None
+        if config.pair_head == "segments":
+            self.pair_features = nn.Linear(4 * self.hidden_size, config.num_labels)
+            nn.init.zeros_(self.pair_features.weight)
+            nn.init.zeros_(self.pair_features.bias)
 
     # ---- construction -------------------------------------------------------------------------------------------
     @classmethod
@@ -229,7 +234,7 @@ class DecoupledModel(nn.Module):
         mask = torch.cat([question_mask, passage_mask], dim=1)  # (B, Q+P)
         hidden = self._enter_upper(hidden, mask, question_states.shape[1])  # (B, T, d)
         states, attention = self._run_layers(hidden, mask, self._layers[self.config.split:], output_attentions)
-        out = self._head(states[-1])
+        out = self._head(states[-1], mask, question_states.shape[1])
         out.hidden_states = tuple(states) if output_hidden_states else None
         out.last_attention = attention
         return out
@@ -339,21 +344,38 @@ class DecoupledModel(nn.Module):
             states.append(hidden)
         return states, attention
 
-    def _head(self, sequence: torch.Tensor) -> DecoupledOutput:
-        """Task head on the final joint states (B, T, d)."""
+    def _head(self, sequence: torch.Tensor, mask: torch.Tensor, question_len: int) -> DecoupledOutput:
+        """Task head on the final joint states (B, T, d) with their (B, T) mask, the first ``question_len`` the
+        question's."""
         if self.config.task == "qa":
             start, end = self.hf.qa_outputs(sequence).split(1, dim=-1)  # (B, T, 1) each
             return DecoupledOutput(start_logits=start.squeeze(-1).contiguous(), end_logits=end.squeeze(-1).contiguous())
         classifier = self.hf.classifier
         if isinstance(classifier, nn.Linear):  # BERT-style: pooler (dense+tanh on [CLS]) -> dropout -> linear
-            pooled = self._base.pooler(sequence)
-            return DecoupledOutput(logits=classifier(self.hf.dropout(pooled)))
-        return DecoupledOutput(logits=classifier(sequence))  # RoBERTa/ELECTRA heads read [CLS] themselves
+            logits = classifier(self.hf.dropout(self._base.pooler(sequence)))
+        else:
+            logits = classifier(sequence)  # RoBERTa/ELECTRA heads read [CLS] themselves
+        if self.pair_features is not None:
+            logits = logits + self.pair_features(segment_features(sequence, mask, question_len))
+        return DecoupledOutput(logits=logits)
 
 
 def _joint_positions(mask: torch.Tensor) -> torch.Tensor:
     """Positions over the joint sequence counting real tokens only: (B, T) mask -> (B, T) ids (pads repeat)."""
     return (mask.long().cumsum(dim=1) - 1).clamp_min(0)
+
+
+def segment_features(states: torch.Tensor, mask: torch.Tensor, question_len: int) -> torch.Tensor:
+    """SBERT's pair features of joint states (B, T, d) with their (B, T) mask, the first ``question_len`` positions the
+    question's: (B, 4d) = [u, v, |u - v|, u * v], u and v the means of the question's and the passage's real-token
+    states (a segment without real tokens has mean 0)."""
+    weights = mask.to(states.dtype)[..., None]  # (B, T, 1)
+
+    def mean(part: slice) -> torch.Tensor:  # (B, d)
+        return (states[:, part] * weights[:, part]).sum(1) / weights[:, part].sum(1).clamp_min(1.0)
+
+    u, v = mean(slice(0, question_len)), mean(slice(question_len, None))
+    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
 def cross_segment_bias(mask: torch.Tensor, question_len: int, cross: float, dtype: torch.dtype) -> torch.Tensor:
@@ -399,7 +421,7 @@ def _zero_embedding(like: nn.Embedding) -> nn.Embedding:
 
 def _same_extras(saved: dict, config: DecoupledConfig) -> bool:
     """Saved decoupling layers apply only when the overrides kept the settings that shape them."""
-    keys = ("split", "compression_ratio", "cross_embeddings")
+    keys = ("split", "compression_ratio", "cross_embeddings", "pair_head")
     return all(saved.get(k, getattr(DecoupledConfig(), k)) == getattr(config, k) for k in keys)
 
 

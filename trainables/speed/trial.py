@@ -50,7 +50,8 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     common = dict(max_question_len=options.max_question_len, task=options.task, num_labels=max(2, shape.num_labels))
     student_config = DecoupledConfig(
         split=options.split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
-        cross_embeddings=options.cross_embeddings, passage_positions=options.passage_positions, **common)
+        cross_embeddings=options.cross_embeddings, passage_positions=options.passage_positions,
+        pair_head=options.pair_head, **common)
     torch.manual_seed(bench.seed)
     teacher = DecoupledModel.from_hf_config(AutoConfig.from_pretrained(source, local_files_only=True),
                                             DecoupledConfig(split=0, **common)).hf
