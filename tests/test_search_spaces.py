@@ -174,7 +174,7 @@ def test_smoke_size_is_checked():
 
 @pytest.mark.parametrize("path", ["results/mrpc/split_space.py", "results/rte/split_space.py",
                                   "results/squad/split_space.py", "results/squad/compression_space.py",
-                                  "results/mrpc/distillation_space.py"])
+                                  "results/mrpc/distillation_space.py", "results/mrpc/split_rest_space.py"])
 def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
     from pathlib import Path
 
@@ -190,5 +190,7 @@ def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
     elif "distillation" in path:  # k = L/3 at lr 1e-4: the defaults, no distillation, the blog's recipe
         assert {c["split"] for c in configs} == {2} and {c["lr"] for c in points} == {1e-4}
         assert [(c["kd_ratio"], c.get("hidden_weight")) for c in points] == [(0.5, 0.0), (0.0, None), (0.5, 0.5)]
+    elif "rest" in path:  # the splits above L/2 that split_space.py's sweep did not reach
+        assert [c["split"] for c in points] == [4, 5, 6]
     else:
         assert [c["split"] for c in points][:3] == [3, 2, 1]  # k <= L/2 first, from L/2 down
