@@ -52,7 +52,8 @@ class DecoupledConfig:
         if self.pair_head not in PAIR_HEADS:
             raise ValueError(f"pair_head={self.pair_head!r} is unknown; use one of {', '.join(PAIR_HEADS)}")
         if self.pair_head != "cls" and self.task != "pair":
-            raise ValueError(f"pair_head={self.pair_head!r} applies to task 'pair' only; leave it 'cls' for {self.task!r}")
+            raise ValueError(f"pair_head={self.pair_head!r} applies to task 'pair' only; leave it 'cls' for "
+                             f"{self.task!r}")
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
         if self.task == "pair" and self.num_labels < 2:
