@@ -13,7 +13,11 @@ SPLIT_FRACTION = 0.75
 
 
 def define(trial, target: Target) -> dict:
-    split = target.split_at(SPLIT_FRACTION)
+    return define_at(trial, target, target.split_at(SPLIT_FRACTION))
+
+
+def define_at(trial, target: Target, split: int) -> dict:
+    """This space's parameters for a student at ``split`` (a copy of the space may choose another split)."""
     trial.suggest_float("lr", 1e-5, 3e-4, log=True)
     ratio = trial.suggest_float("kd_ratio", 0.0, 1.0, step=0.1)
     if ratio > 0.0:  # 0 = hard labels only: no teacher signal to weigh
@@ -26,12 +30,16 @@ def define(trial, target: Target) -> dict:
 
 
 def defaults_first(target: Target) -> list[dict]:
-    # The training defaults, no distillation, and the blog's recipe: the search starts from known points and the
-    # sweep always measures what distillation adds.
-    defaults = {"lr": 5e-5, "kd_ratio": 0.5, "kd_temperature": 2.0}
-    without = {"lr": 5e-5, "kd_ratio": 0.0}
-    if target.split_at(SPLIT_FRACTION) == target.num_layers:
-        return [{"lr": 5e-5, "kd_ratio": 0.5}, without]
+    return recipes_at(target, target.split_at(SPLIT_FRACTION))
+
+
+def recipes_at(target: Target, split: int, lr: float = 5e-5) -> list[dict]:
+    """The training defaults, no distillation, and the blog's recipe at ``split`` and ``lr``: the search starts from
+    known points and the sweep always measures what distillation adds."""
+    defaults = {"lr": lr, "kd_ratio": 0.5, "kd_temperature": 2.0}
+    without = {"lr": lr, "kd_ratio": 0.0}
+    if split == target.num_layers:
+        return [{"lr": lr, "kd_ratio": 0.5}, without]
     none = {"hidden_weight": 0.0, "attention_weight": 0.0, "lrs_weight": 0.0}
     blog = {"hidden_weight": 0.5, "attention_weight": 0.5, "lrs_weight": 0.0}
     return [{**defaults, **none}, without, {**defaults, **blog}]

@@ -21,7 +21,7 @@ import yaml
 
 from trainables import storage
 from trainables.data.label_sets import parse_labels
-from trainables.model.config import CACHE_DTYPES, PAIR_HEADS, PASSAGE_POSITIONS, TASKS
+from trainables.model.config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS, check_pair_head
 from trainables.model.source import DEFAULT_MODEL
 from trainables.training.config import PRECISIONS
 
@@ -295,7 +295,6 @@ def _check_choices(o: TrainOptions) -> None:
         ("task", TASKS),
         ("cache_dtype", CACHE_DTYPES),
         ("passage_positions", PASSAGE_POSITIONS),
-        ("pair_head", PAIR_HEADS),
         ("precision", PRECISIONS),
     ):
         value = getattr(o, name)
@@ -327,8 +326,7 @@ def _check_ranges(o: TrainOptions) -> None:
         raise ValueError(f"mask_augment={o.mask_augment} must be in [0, 1) (0 = no masking)")
     if not 0 <= o.split_anneal <= 1:
         raise ValueError(f"split_anneal={o.split_anneal} must be in [0, 1] (0 = decoupled from the first step)")
-    if o.pair_head != "cls" and o.task != "pair":
-        raise ValueError(f"pair_head={o.pair_head!r} applies to task 'pair' only; leave it 'cls' for task {o.task!r}")
+    check_pair_head(o.pair_head, o.task)
     if o.dropout is not None and not 0 <= o.dropout < 1:
         raise ValueError(f"dropout={o.dropout} must be in [0, 1) (or unset to keep the checkpoint's)")
     for name in ("lr", "kd_temperature"):

@@ -15,27 +15,21 @@ from dataclasses import replace
 
 from search_spaces.base import Target
 from search_spaces.distillation import SPEC as DISTILLATION
+from search_spaces.distillation import define_at, recipes_at
 
 LR = 1e-4
 
 
+def split_for(target: Target) -> int:
+    return max(1, target.num_layers // 3)
+
+
 def define(trial, target: Target) -> dict:
-    split = max(1, target.num_layers // 3)
-    trial.suggest_float("lr", 1e-5, 3e-4, log=True)
-    ratio = trial.suggest_float("kd_ratio", 0.0, 1.0, step=0.1)
-    if ratio > 0.0:
-        trial.suggest_float("kd_temperature", 1.0, 8.0, log=True)
-        trial.suggest_float("hidden_weight", 0.0, 1.0)
-        trial.suggest_float("attention_weight", 0.0, 1.0)
-        trial.suggest_float("lrs_weight", 0.0, 1.0)
-    return {"split": split}
+    return define_at(trial, target, split_for(target))
 
 
 def recipes_first(target: Target) -> list[dict]:
-    none = {"hidden_weight": 0.0, "attention_weight": 0.0, "lrs_weight": 0.0}
-    defaults = {"lr": LR, "kd_ratio": 0.5, "kd_temperature": 2.0}
-    blog = {**defaults, "hidden_weight": 0.5, "attention_weight": 0.5, "lrs_weight": 0.0}
-    return [{**defaults, **none}, {"lr": LR, "kd_ratio": 0.0}, blog]
+    return recipes_at(target, split_for(target), lr=LR)
 
 
 SPEC = replace(

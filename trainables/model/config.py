@@ -49,11 +49,7 @@ class DecoupledConfig:
         if self.passage_positions not in PASSAGE_POSITIONS:
             raise ValueError(f"passage_positions={self.passage_positions!r} is unknown; use one of "
                              f"{', '.join(PASSAGE_POSITIONS)}")
-        if self.pair_head not in PAIR_HEADS:
-            raise ValueError(f"pair_head={self.pair_head!r} is unknown; use one of {', '.join(PAIR_HEADS)}")
-        if self.pair_head != "cls" and self.task != "pair":
-            raise ValueError(f"pair_head={self.pair_head!r} applies to task 'pair' only; leave it 'cls' for "
-                             f"{self.task!r}")
+        check_pair_head(self.pair_head, self.task)
         if self.task not in TASKS:
             raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
         if self.task == "pair" and self.num_labels < 2:
@@ -65,6 +61,14 @@ class DecoupledConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def check_pair_head(pair_head: str, task: str) -> None:
+    """The one check of a pair head against the task (a `DecoupledConfig`, training options)."""
+    if pair_head not in PAIR_HEADS:
+        raise ValueError(f"pair_head={pair_head!r} is unknown; use one of {', '.join(PAIR_HEADS)}")
+    if pair_head != "cls" and task != "pair":
+        raise ValueError(f"pair_head={pair_head!r} applies to task 'pair' only; leave it 'cls' for task {task!r}")
 
 
 def check_fits(split: int, compression_ratio: int, num_layers: int, width: int, *, model: str | None = None,
