@@ -15,7 +15,7 @@ import torch
 from orchestrator.errors import UserError
 from trainables.model.config import CACHE_DTYPES, check_fits
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape
-from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
+from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
 from trainables.speed.timing import DEVICES, BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
 
 DEFAULT_EXPERIMENT = "bench"
@@ -206,6 +206,14 @@ def _cells(row: dict[str, Any]) -> list[str]:
             f"{row['state_bytes_per_token']:.1f}", mem("full"), mem("live"), mem("cached")]
 
 
+def load_line(load: tuple[float, float], cpus: int) -> str:
+    """The header line on the machine's load: what it was, and whether other processes competed for the cores
+    (the load average counts the bench's own threads, so only a load above the cores says they did)."""
+    verdict = ("above the cores: other processes competed for them and the times are inflated"
+               if max(load) > cpus else "at most the cores: nothing else competed for them")
+    return f"load average {load[0]:.1f} at start, {load[1]:.1f} at end, on {cpus} CPUs ({verdict})"
+
+
 def format_table(result: BenchResult) -> str:
     """The human-readable report: a header of the conditions, then one line per split."""
     o, s = result.options, result.shape
@@ -216,8 +224,7 @@ def format_table(result: BenchResult) -> str:
         f"ratio {o.compression_ratio}, cache {o.cache_dtype}",
         f"device {o.device}, {result.threads} threads, torch {torch.__version__}; "
         f"{o.repeats} round-robin repeats after {o.warmup} warm-up, medians [inter-quartile range]",
-        f"load average {result.load_average[0]:.1f} at start, {result.load_average[1]:.1f} at end, "
-        f"on {os.cpu_count()} CPUs (above the thread count, other processes competed for the cores)",
+        load_line(result.load_average, cores()),
         f"full = {result.baseline} on [question ; passage], timed beside each split",
         f"peak memory (MiB): {result.memory_method}",
         "x = measured speedup over full; bound = FLOPs(full) / FLOPs(path); meas/bnd = x / bound; "

@@ -4,7 +4,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertForQuestionAnswering
 
-from orchestrator.bench import BenchOptions, format_table, log_to_mlflow, run_bench
+from orchestrator.bench import BenchOptions, format_table, load_line, log_to_mlflow, run_bench
 from orchestrator.cli import main
 from trainables.model.config import DecoupledConfig
 from trainables.model.decoupled import DecoupledModel
@@ -42,6 +42,13 @@ def test_cli_prints_a_table_without_json(capsys):
     header, row = out.strip().splitlines()[-2:]
     assert header.split()[0] == "split" and row.split()[0] == "1"
     assert "threads" in out and "load average" in out and "{" not in out
+
+
+def test_the_load_line_says_other_processes_competed_only_when_the_load_passed_the_cores():
+    # The bench's own two threads load a 2-CPU machine to ~2: that is a quiet machine, not competition.
+    assert load_line((0.1, 1.4), 2).endswith("(at most the cores: nothing else competed for them)")
+    assert "above the cores: other processes competed" in load_line((0.4, 2.6), 2)
+    assert load_line((3.1, 0.2), 2).startswith("load average 3.1 at start, 0.2 at end, on 2 CPUs (above")
 
 
 @pytest.mark.parametrize(
