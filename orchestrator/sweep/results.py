@@ -5,6 +5,11 @@ commit, the data (paths, sizes, sha256 of local files), the teacher, the machine
 finished trial (its settings, accuracy, drop, measured speedup, FLOPs bound, whether that speed is reliable and the
 load it was timed under, state bytes per token, training seconds).
 The plots are the ones the sweep's MLflow parent run holds (`orchestrator.sweep.tracking`), written as PNG files.
+
+The record is meant to be re-run by someone else, from the directory the sweep ran in (the repository, for the
+results it holds): the command reads ``decouple ...`` however the process was started, and every local path in it
+(the command's arguments, the data sources, the settings, the teacher, the trials' checkpoints) is written relative
+to that directory (`portable`), never as an absolute path of the machine it ran on.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -24,6 +30,10 @@ RESULTS = "results.json"
 ROW_FIELDS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
               "speedup_bound", "speed_reliable", "speed_load", "state_bytes_per_token", "trial_train_s", "trial_wall_s")
 """Row fields first in each trial's record; the sampled parameters follow."""
+ENTRY_MODULE = ("orchestrator", "cli.py")
+"""The file behind the `decouple` console script, as the last parts of a path."""
+SQLITE = "sqlite:///"
+"""An MLflow sqlite URI's prefix; an absolute database path follows it after one more slash."""
 
 
 def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s: float) -> list[str]:
@@ -32,15 +42,15 @@ def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s
 
     results = {
         "sweep": record.sweep,
-        "space": record.space,
-        "command": " ".join(command),
+        "space": portable(record.space),
+        "command": shlex.join(portable_argument(arg) for arg in command),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_s": round(wall_s, 1),
         "environment": {**environment_tags(Path(__file__).parents[2]), "python": platform.python_version(),
                         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average": _load()},
         "data": {k: describe_data(record.base.get(k)) for k in ("data", "eval_data")},
-        "settings": {k: v for k, v in record.base.items() if k not in ("data", "eval_data")},
-        "teacher": {"path": record.teacher["path"], "accuracy": record.teacher["accuracy"]},
+        "settings": {k: portable(v) for k, v in record.base.items() if k not in ("data", "eval_data")},
+        "teacher": {"path": portable(record.teacher["path"]), "accuracy": record.teacher["accuracy"]},
         "trials": [_row(r) for r in sorted(report.rows, key=lambda r: (r.get("split", 0), r["trial"]))],
         "front": [r["trial"] for r in report.front],
         "recommended": None if report.best is None else report.best["trial"],
@@ -58,21 +68,40 @@ def write_results(sweep_dir: str, record, report, command: Sequence[str], wall_s
 
 
 def describe_data(source: str | None) -> dict[str, Any] | None:
-    """A data source as recorded: its name, and for a local file its size and sha256 (so a reader can tell the
-    exact file apart from another with the same name)."""
+    """A data source as recorded: its name (a local path relative to the working directory), and for a local file
+    its size and sha256 (so a reader can tell the exact file apart from another with the same name)."""
     if source is None:
         return None
     path = Path(source)
     if not path.is_file():
-        return {"source": source}
+        return {"source": portable(source)}
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return {"source": source, "bytes": path.stat().st_size, "sha256": digest}
+    return {"source": portable(source), "bytes": path.stat().st_size, "sha256": digest}
+
+
+def portable(value: Any) -> Any:
+    """``value`` as another machine can use it: an absolute local path (also inside a ``sqlite:///`` URI) becomes
+    relative to the working directory, ``../`` where it lies outside it; relative paths, bucket URIs, hub names and
+    anything not a string are returned as they are."""
+    if not isinstance(value, str):
+        return value
+    if value.startswith(SQLITE):
+        return SQLITE + portable(value[len(SQLITE):])
+    return os.path.relpath(value) if os.path.isabs(value) else value
+
+
+def portable_argument(arg: str) -> str:
+    """A command-line argument made `portable`, the value of a ``--flag=value`` form included."""
+    flag, equals, value = arg.partition("=")
+    if arg.startswith("-") and equals:
+        return flag + equals + portable(value)
+    return portable(arg)
 
 
 def _row(row: Mapping[str, Any]) -> dict[str, Any]:
     first = {k: _rounded(row[k]) for k in ROW_FIELDS if k in row}
     rest = {k: _rounded(v) for k, v in row.items() if k not in first and k not in ("checkpoint", "mlflow_run_id")}
-    return {**first, **rest, "checkpoint": row.get("checkpoint")}
+    return {**first, **rest, "checkpoint": portable(row.get("checkpoint"))}
 
 
 def _rounded(value: Any) -> Any:
@@ -95,8 +124,9 @@ def _png(figure) -> bytes:
 
 
 def command_line() -> list[str]:
-    """How this process was started, as a user would type it (`decouple ...` for the console script)."""
+    """How this process was started, as a user would type it: ``decouple ...`` whether it was started by the console
+    script, as ``python -m orchestrator.cli`` (Python puts cli.py's path in ``sys.argv[0]``) or by a path to cli.py."""
     argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "decouple":
+    if argv and (Path(argv[0]).name == "decouple" or Path(argv[0]).parts[-2:] == ENTRY_MODULE):
         argv[0] = "decouple"
     return argv
