@@ -150,7 +150,8 @@ def loop_config(options: TrainOptions):
         teacher_path=teacher,
         decoupled=DecoupledConfig(split=o.split, compression_ratio=o.compression_ratio, cache_dtype=o.cache_dtype,
                                   max_question_len=o.max_question_len, cross_embeddings=o.cross_embeddings,
-                                  passage_positions=o.passage_positions, pair_head=o.pair_head, task=o.task),
+                                  passage_positions=o.passage_positions, pair_head=o.pair_head, task=o.task,
+                                  splits=o.any_splits),
         data=data,
         distill=DistillSpec(temperature=o.kd_temperature, ratio=o.kd_ratio, hidden_weight=o.hidden_weight,
                             attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
@@ -168,6 +169,7 @@ def loop_config(options: TrainOptions):
         teacher_logits_file=logits_file,
         mask_augment=o.mask_augment,
         split_anneal=o.split_anneal,
+        splits_per_step=o.splits_per_step,
     )
 
 

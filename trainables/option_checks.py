@@ -55,14 +55,15 @@ def _check_model_fits(o: TrainOptions) -> None:
     if o.mode == "student" and o.student_init == "teacher":
         name, path = f"teacher {o.teacher!r}", teacher
     layers, hidden, positions = _model_shape(name, path)
-    check_fits(o.split, o.compression_ratio, layers, hidden, model=name, lowest_split=1)
+    check_fits(max(o.split_set), o.compression_ratio, layers, hidden, model=name, lowest_split=1)
     if o.max_question_len + o.max_passage_len > positions:
         raise ValueError(
             f"max_question_len + max_passage_len = {o.max_question_len + o.max_passage_len} exceeds the {positions} "
             f"positions of {name}; shorten max_passage_len"
         )
-    if (o.attention_weight > 0 or o.lrs_weight > 0) and o.split >= layers:
-        raise ValueError(f"split={o.split} leaves no upper layer for attention/LRS losses; use a split below {layers}")
+    if (o.attention_weight > 0 or o.lrs_weight > 0) and max(o.split_set) >= layers:
+        raise ValueError(f"split={max(o.split_set)} leaves no upper layer for attention/LRS losses; use splits below "
+                         f"{layers}")
     if o.uses_teacher and teacher is not None:
         _check_teacher_fits(o, teacher, layers, hidden)
 

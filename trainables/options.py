@@ -21,7 +21,14 @@ import yaml
 
 from trainables import storage
 from trainables.data.label_sets import parse_labels
-from trainables.model.config import CACHE_DTYPES, PASSAGE_POSITIONS, TASKS, check_pair_head
+from trainables.model.config import (
+    CACHE_DTYPES,
+    PASSAGE_POSITIONS,
+    TASKS,
+    check_pair_head,
+    check_split_in,
+    parse_splits,
+)
 from trainables.model.source import DEFAULT_MODEL
 from trainables.training.config import PRECISIONS
 
@@ -79,7 +86,16 @@ class TrainOptions:
     eval_fraction: float = option(0.2, TEACHER)
     """Pairs without eval_data: fraction of the examples held out for evaluation (seeded); unused for QA."""
     split: int = option(0, SPEED)
-    """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student."""
+    """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student. With `splits`, one of
+    them: the split each epoch is scored at and the checkpoint runs at unless told otherwise (0 = the middle one)."""
+    splits: str | None = option(None, STUDENT)
+    """An any-split student: the splits it is trained to be cut at, as ranges or a list (1-6, 1,2,4, 1-3,5); every
+    step trains it at `splits_per_step` of them, and its last epoch is scored at each. None = a student of one
+    split."""
+    splits_per_step: int = option(3, STUDENT)
+    """Any-split students: splits each training step runs, each step costing about that many plain steps. 3 or more:
+    the sandwich rule (the smallest and largest of `splits` plus n - 2 of the others in turn); 1 or 2: that many of
+    `splits` in turn."""
     compression_ratio: int = option(1, STUDENT, SPEED)
     """r: passage states compressed d -> d/r after the lower part; 1 = no compression; must divide d."""
     cache_dtype: str = option("fp32", STUDENT, SPEED)
@@ -170,7 +186,18 @@ class TrainOptions:
     def __post_init__(self) -> None:
         _check_choices(self)
         _check_ranges(self)
+        _check_splits(self)
         _check_mode(self)
+
+    @property
+    def any_splits(self) -> tuple[int, ...]:
+        """An any-split student's splits (`splits` parsed); () for every other run (a teacher ignores `splits`)."""
+        return parse_splits(self.splits) if self.splits is not None and self.mode == "student" else ()
+
+    @property
+    def split_set(self) -> tuple[int, ...]:
+        """The splits this run trains at: `any_splits`, or just `split`."""
+        return self.any_splits or (self.split,)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
@@ -312,7 +339,8 @@ def _check_ranges(o: TrainOptions) -> None:
     at_least = {
         "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
         "eval_articles": 0, "compression_phase1_epochs": 0, "epochs": 1, "batch_size": 1, "eval_batch_size": 1,
-        "num_workers": 1, "cpus_per_worker": 1, "max_failures": -1, "max_train_examples": 1, "max_eval_examples": 1,
+        "num_workers": 1, "cpus_per_worker": 1, "splits_per_step": 1, "max_failures": -1, "max_train_examples": 1,
+        "max_eval_examples": 1,
         "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
     }
     unused = QA_ONLY if o.task == "pair" else PAIR_ONLY
@@ -349,6 +377,22 @@ def _check_ranges(o: TrainOptions) -> None:
         raise ValueError("labels: QA data has no labels; leave labels unset or use task pair")
     if o.task == "qa" and o.eval_data is None and o.eval_articles < 1:
         raise ValueError("eval_articles=0 leaves nothing to evaluate on; hold out >= 1 article or set eval_data")
+
+
+def _check_splits(o: TrainOptions) -> None:
+    """An any-split student's set: parsed, its default split filled in (the middle one), and what it cannot do
+    refused."""
+    if o.splits is None or o.mode != "student":  # a teacher is the full model: like every student option, unused
+        return
+    splits = parse_splits(o.splits)
+    if splits[0] < 1:
+        raise ValueError(f"splits={o.splits!r} includes 0, the full model (the teacher); start the set at 1")
+    if o.split == 0:
+        object.__setattr__(o, "split", splits[(len(splits) - 1) // 2])
+    check_split_in(o.split, splits)
+    if o.compression_ratio != 1:
+        raise ValueError(f"compression_ratio={o.compression_ratio} with splits: one compressor cannot fit the states "
+                         "of every split; use compression_ratio 1, or drop splits for a compressed student")
 
 
 def _check_mode(o: TrainOptions) -> None:

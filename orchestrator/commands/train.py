@@ -73,8 +73,12 @@ def closing_lines(options: TrainOptions, outcome: dict) -> str:
                        if k in ("eval_exact_match", "eval_f1", "eval_accuracy"))
     held_out = options.eval_data or "the held-out part of --data"
     lines = [f"trained {options.mode} (split {options.split}) in {outcome['wall_s']:.0f} s: {scores} on "
-             f"{metrics.get('eval_examples', 0):.0f} examples of {held_out}",
-             f"model:  {model}"]
+             f"{metrics.get('eval_examples', 0):.0f} examples of {held_out}"]
+    if options.any_splits:
+        per_split = ", ".join(f"k {k}: {metrics[f'eval_score_k{k}']:.2f}" for k in options.any_splits
+                              if f"eval_score_k{k}" in metrics)
+        lines.append(f"at every split ({'F1' if options.task == 'qa' else 'accuracy'}): {per_split}")
+    lines.append(f"model:  {model}")
     if outcome["tracking_uri"]:
         lines.append(f"MLflow: run {outcome['mlflow_run_id']} in {outcome['tracking_uri']}")
     if model is None:
@@ -85,7 +89,8 @@ def closing_lines(options: TrainOptions, outcome: dict) -> str:
         lines.append(f"next:   decouple train --mode student --teacher {model} {data} --split {max(1, layers // 2)} "
                      "--output-dir <dir>")
     else:
-        lines.append(f"next:   decouple eval --model {model} {data}")
+        split = f" --split <one of {options.splits}>" if options.any_splits else ""
+        lines.append(f"next:   decouple eval --model {model} {data}{split}")
     return "\n".join(lines)
 
 

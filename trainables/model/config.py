@@ -36,10 +36,19 @@ class DecoupledConfig:
     """qa = extractive span QA (start/end logits); pair = sentence-pair classification."""
     num_labels: int = 2
     """Classes for task 'pair' (ignored for 'qa')."""
+    splits: tuple[int, ...] = ()
+    """An any-split model: the splits it was trained to be cut at (`split` is one of them: where it runs now). Empty =
+    a model of one split, `split`, which any other split re-cuts untrained."""
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "splits", tuple(sorted(set(self.splits))))  # config.json gives a list
         if self.split < 0:
             raise ValueError(f"split={self.split} is negative; use a split in [0, num_layers]")
+        if self.splits:
+            check_split_in(self.split, self.splits)
+            if self.compression_ratio != 1:
+                raise ValueError(f"compression_ratio={self.compression_ratio} with splits: one compressor cannot fit "
+                                 "the states of every split; use compression_ratio 1 (or a student of one split)")
         if self.compression_ratio < 1:
             raise ValueError(f"compression_ratio={self.compression_ratio} must be >= 1 (1 turns compression off)")
         if self.cache_dtype not in CACHE_DTYPES:
@@ -55,12 +64,47 @@ class DecoupledConfig:
         if self.task == "pair" and self.num_labels < 2:
             raise ValueError(f"num_labels={self.num_labels} must be >= 2 for task 'pair'")
 
+    @property
+    def trained_splits(self) -> tuple[int, ...]:
+        """The splits the model is trained to run at: `splits`, or just `split`."""
+        return self.splits or (self.split,)
+
     def check_against(self, num_layers: int, width: int) -> None:
         """Raise if this config cannot apply to an encoder of ``num_layers`` whose lower output is ``width`` wide."""
-        check_fits(self.split, self.compression_ratio, num_layers, width)
+        check_fits(max(self.trained_splits), self.compression_ratio, num_layers, width)
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def format_splits(splits: tuple[int, ...]) -> str:
+    """A set of splits as written on the command line: runs as ranges (``1-4,6``)."""
+    runs: list[list[int]] = []
+    for k in sorted(splits):
+        if runs and k == runs[-1][-1] + 1:
+            runs[-1].append(k)
+        else:
+            runs.append([k])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
+
+
+def parse_splits(text: str) -> tuple[int, ...]:
+    """``1-6``, ``1,2,4`` or ``1-3,5`` -> the sorted distinct splits; ValueError names the field and the form."""
+    splits: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        low, dash, high = part.partition("-")
+        high = high if dash else low
+        if not (low.isdigit() and high.isdigit()) or int(high) < int(low):
+            raise ValueError(f"splits={text!r}: write the splits as ranges or a list, e.g. 1-6, 1,2,4 or 1-3,5")
+        splits.update(range(int(low), int(high) + 1))
+    return tuple(sorted(splits))
+
+
+def check_split_in(split: int, splits: tuple[int, ...]) -> None:
+    """The one refusal of a split an any-split model was not trained at."""
+    if split not in splits:
+        raise ValueError(f"split={split} is not one this model was trained at (splits {format_splits(splits)}); "
+                         f"use one of {', '.join(map(str, splits))}")
 
 
 def check_pair_head(pair_head: str, task: str) -> None:

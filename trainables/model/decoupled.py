@@ -16,6 +16,8 @@ positions counted over real tokens — exactly what the original model does on `
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -90,7 +92,7 @@ class DecoupledModel(nn.Module):
         if self.compressor is not None:
             _init_projection_pair(self.compressor, self.decompressor)
         self.cross_position = self.cross_type = None
-        if config.cross_embeddings and config.split > 0:
+        if config.cross_embeddings and max(config.trained_splits) > 0:
             self.cross_position = _zero_embedding(self._embeddings.position_embeddings)
             self.cross_type = _zero_embedding(self._embeddings.token_type_embeddings)
         self.pair_features = None
@@ -135,6 +137,17 @@ class DecoupledModel(nn.Module):
             if unexpected:
                 raise ValueError(f"{extra}: unexpected tensors {unexpected}; the file does not belong to this model")
         return model
+
+    @contextmanager
+    def cut_at(self, split: int) -> Iterator["DecoupledModel"]:
+        """Inside the block the model runs split at ``split``, one of its trained splits (an any-split model's
+        training step runs it at several); the config is restored after, also on an error."""
+        saved = self.config
+        self.config = replace(saved, split=split)
+        try:
+            yield self
+        finally:
+            self.config = saved
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write an HF-loadable checkpoint (safetensors) + the decoupling layers + config (+ tokenizer)."""
@@ -420,9 +433,12 @@ def _zero_embedding(like: nn.Embedding) -> nn.Embedding:
 
 
 def _same_extras(saved: dict, config: DecoupledConfig) -> bool:
-    """Saved decoupling layers apply only when the overrides kept the settings that shape them."""
-    keys = ("split", "compression_ratio", "cross_embeddings", "pair_head")
-    return all(saved.get(k, getattr(DecoupledConfig(), k)) == getattr(config, k) for k in keys)
+    """Saved decoupling layers apply only when the overrides kept the settings that shape them, and a split the model
+    was trained at."""
+    keys = ("compression_ratio", "cross_embeddings", "pair_head")
+    trained = saved.get("splits") or (saved.get("split", DecoupledConfig.split),)
+    return config.split in trained and all(saved.get(k, getattr(DecoupledConfig(), k)) == getattr(config, k)
+                                           for k in keys)
 
 
 def _maybe_tokenizer(name_or_path: str | Path):

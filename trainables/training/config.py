@@ -155,6 +155,8 @@ class LoopConfig:
     """Probability of masking each question/passage token of a training row, afresh every step (`augment`)."""
     split_anneal: float = 0.0
     """Fraction of phase 2's steps over which the lower layers' attention across segments fades from 1 to 0."""
+    splits_per_step: int = 1
+    """Any-split students (``decoupled.splits``): splits each step trains at (`split_schedule.step_splits`)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("teacher", "student"):

@@ -8,6 +8,9 @@ One loop serves every mode (see `LoopConfig`):
   teacher's logits are computed once before the first epoch (each worker a share, then all-gathered; or loaded from
   `LoopConfig.teacher_logits_file`, which the first run of a teacher and data writes) and looked up per batch, so a
   distillation step costs what a plain fine-tuning step costs;
+- **any-split student** (``decoupled.splits``): one student trained to be cut at any split of a set; each step
+  runs the student loss at several of them (`split_schedule.step_splits`, the sandwich rule) and steps once on their
+  mean, and its last epoch is scored at every split of the set (``eval_*_k<split>``);
 - **compression**: a fresh student's compressor and decompressor start at the principal subspace of its own passage
   states (`trainables.model.compression_fit`: the best linear reconstruction, in closed form); with two-phase
   compression (Decoupled Transformer blog) the first ``phase1_epochs`` then train only those two layers to reconstruct
@@ -45,6 +48,7 @@ from trainables.training.config import LoopConfig
 from trainables.training.loss_step import TERMS, LossStep
 from trainables.training.losses import relative_mse
 from trainables.training.optim import autocast, build_optimizer, grad_scaler, linear_schedule, seed_everything
+from trainables.training.split_schedule import step_splits
 from trainables.training.task_data import Rows, load_task_data
 from trainables.training.teacher_logits import (
     all_teacher_logits,
@@ -67,8 +71,12 @@ class _Objective(nn.Module):
         self.student = student
 
     def forward(self, batch: dict, *, reconstruct: bool = False, hidden: bool = False, attention: bool = False,
-                lower_cross: float = 0.0):
+                lower_cross: float = 0.0, split: int | None = None):
         s = self.student
+        if split is not None and split != s.config.split:  # an any-split student's step at another of its splits
+            with s.cut_at(split):
+                return self(batch, reconstruct=reconstruct, hidden=hidden, attention=attention,
+                            lower_cross=lower_cross)
         if reconstruct:
             # The target is fixed: only the compression layers learn in phase 1.
             with torch.no_grad():
@@ -163,7 +171,8 @@ class Worker:
         self.setup_metrics: dict = {}
         self.probe_metrics: dict = {}
         self.scaler = grad_scaler(cfg.optim.precision, device)
-        self.loss_step = LossStep(cfg.distill, cfg.decoupled.split, cfg.uses_teacher)
+        self.loss_steps = {k: LossStep(cfg.distill, k, cfg.uses_teacher) for k in cfg.decoupled.trained_splits}
+        self.loss_step = self.loss_steps[cfg.decoupled.split]
 
     # ---- setup ----------------------------------------------------------------------------------------------------
     def run(self, resume_dir: Path | None, report: Report) -> None:
@@ -175,7 +184,7 @@ class Worker:
             metrics = {**self._train_epoch(epoch), **once, **self.probe_metrics,
                        "torch_threads": float(torch.get_num_threads())}  # the CPUs Ray gave this worker
             once = {}
-            evaluation, predictions = self._evaluate()
+            evaluation, predictions = self._evaluate(every_split=epoch == self.cfg.epochs - 1)
             metrics.update(evaluation)
             self._report(epoch, metrics, predictions, report)
 
@@ -364,14 +373,16 @@ class Worker:
         return metrics
 
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
-        """One optimizer step on ``batch`` (tensors on this worker's device); returns the detached loss terms."""
-        with autocast(self.cfg.optim.precision, self.device):
-            if self.phase == 1:
-                terms = self.loss_step.reconstruction(self.model, batch)
-            else:
-                terms = self.loss_step.task(self.model, batch, self.teacher, self.teacher_logits,
-                                            self._teacher_forward, lower_cross=self.lower_cross(self.global_step))
-        self.scaler.scale(terms["loss"]).backward()
+        """One optimizer step on ``batch`` (tensors on this worker's device) at this step's splits (one, but for an
+        any-split student); returns the detached loss terms, averaged over those splits."""
+        splits = step_splits(self.cfg.decoupled.trained_splits, self.cfg.splits_per_step, self.global_step)
+        mean: dict[str, torch.Tensor] = {}
+        for split in splits:
+            terms = self._split_terms(batch, split)
+            # Backward per split frees its activations before the next; gradients add up to the mean's.
+            self.scaler.scale(terms["loss"] / len(splits)).backward()
+            for name, value in terms.items():
+                mean[name] = mean.get(name, 0.0) + value.detach() / len(splits)
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         if self.cfg.optim.max_grad_norm > 0:
             self.scaler.unscale_(self.optimizer)
@@ -381,7 +392,15 @@ class Worker:
         self.scheduler.step()
         self.model.zero_grad(set_to_none=True)
         self.global_step += 1
-        return {name: value.detach() for name, value in terms.items()}
+        return mean
+
+    def _split_terms(self, batch: dict, split: int) -> dict[str, torch.Tensor]:
+        """The loss terms of ``batch`` with the student cut at ``split``."""
+        with autocast(self.cfg.optim.precision, self.device):
+            if self.phase == 1:
+                return self.loss_step.reconstruction(self.model, batch)
+            return self.loss_steps[split].task(self.model, batch, self.teacher, self.teacher_logits,
+                                               self._teacher_forward, lower_cross=self.lower_cross(self.global_step))
 
     def lower_cross(self, global_step: int) -> float:
         """The weight of the lower layers' attention across segments at ``global_step`` (`split_anneal`): 1 falling
@@ -392,18 +411,30 @@ class Worker:
         return max(0.0, 1.0 - step / anneal_steps) if anneal_steps > 0 else 0.0
 
     # ---- evaluation and checkpoints -------------------------------------------------------------------------------
-    def _evaluate(self) -> tuple[dict, dict]:
-        """Held-out metrics (computed on rank 0, shared with all) and rank 0's predictions by example id."""
+    def _evaluate(self, every_split: bool = False) -> tuple[dict, dict]:
+        """Held-out metrics (computed on rank 0, shared with all) and rank 0's predictions by example id, at the
+        student's split; with ``every_split``, an any-split student's metrics at each of its splits join them as
+        ``eval_<name>_k<split>``."""
         metrics, predictions = {}, {}
         if self.rank == 0:
             start = time.perf_counter()
             metrics, predictions = self._score()
+            if every_split and self.cfg.decoupled.splits:
+                metrics.update(self._score_every_split())
             metrics["eval_s"] = time.perf_counter() - start
         if self.world_size > 1:
             shared = [metrics]
             dist.broadcast_object_list(shared, src=0)
             metrics = shared[0]
         return metrics, predictions
+
+    def _score_every_split(self) -> dict:
+        scores = {}
+        for split in self.cfg.decoupled.splits:
+            with self.student.cut_at(split):
+                at_split, _ = self._score()
+            scores.update({f"{name}_k{split}": value for name, value in at_split.items()})
+        return scores
 
     def _score(self) -> tuple[dict, dict]:
         data, kwargs = self.data.eval, dict(batch_size=self.cfg.eval_batch_size, device=self.device)

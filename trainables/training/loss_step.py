@@ -32,7 +32,8 @@ Terms = dict[str, torch.Tensor]
 
 @dataclass(frozen=True)
 class LossStep:
-    """The loss of one batch for a run's `DistillSpec`; ``uses_teacher`` says whether a teacher term is on at all."""
+    """The loss of one batch for a run's `DistillSpec` with the student cut at ``split``; ``uses_teacher`` says whether
+    a teacher term is on at all."""
 
     distill: DistillSpec
     split: int
@@ -54,7 +55,7 @@ class LossStep:
         live_teacher = teacher is not None
         need_hidden = live_teacher and (d.hidden_weight > 0 or d.lrs_weight > 0)
         need_attention = live_teacher and d.attention_weight > 0
-        out = model(batch, hidden=need_hidden, attention=need_attention, lower_cross=lower_cross)
+        out = model(batch, hidden=need_hidden, attention=need_attention, lower_cross=lower_cross, split=self.split)
         valid = span_candidates(batch["question_mask"], batch["passage_mask"]) if out.logits is None else None
         terms = {"ce": hard_loss(out, batch, valid)}
         if not self.uses_teacher:
