@@ -93,6 +93,18 @@ def removes_work(row: Row) -> bool:
     return (row["speedup"] if bound is None else bound) > 1.0
 
 
+def refine_candidates(rows: Sequence[Row], budget: Budget, n: int) -> list[int]:
+    """The splits at which a dedicated student may change the recommendation: among the any-split student's rows
+    (``training`` 'any-split') outside ``budget`` and faster than the recommended row (all of them when none is
+    recommended), the ``n`` nearest the accuracy budget (smallest drop first; ties: faster first)."""
+    best = recommend(rows, budget)
+    floor = -1.0 if best is None else credited_speedup(best)
+    outside = [r for r in rows if r.get("training") == "any-split" and not budget.admits(r)
+               and credited_speedup(r) > floor]
+    ranked = sorted(outside, key=lambda r: (r["accuracy_drop"], -credited_speedup(r)))
+    return [int(r["split"]) for r in ranked[:n]]
+
+
 def recommend(rows: Sequence[Row], budget: Budget) -> Row | None:
     """The row with the highest `credited_speedup` within ``budget`` among those that remove work (ties: higher
     accuracy, then smaller cache); None if none fits."""

@@ -16,8 +16,9 @@ from orchestrator.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pare
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
                "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
 """Metrics a row takes from a trial's closing report."""
-ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype")
-"""The effective decoupling settings a trial's closing report carries (defaults filled in)."""
+ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype", "training")
+"""The effective decoupling settings a trial's closing report carries (defaults filled in), and what trained its model
+(``own``, ``any-split`` or ``teacher``: `orchestrator.sweep.trial.trial_training`)."""
 DEFAULT_BUDGET = Budget()
 RENAMED_METRICS = {"cache_bytes_per_token": "state_bytes_per_token"}
 """Metric names of sweeps run before a rename -> today's names."""
@@ -53,23 +54,29 @@ def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any]) -> di
 
 
 def load_rows(sweep_dir: str) -> tuple[list[dict[str, Any]], dict[str, int], list[str]]:
-    """Rows of the finished trials in a Tune experiment directory, counts of the others by status, every trial id."""
+    """Rows of the finished trials of a sweep (its Tune experiment, and its dedicated students' when ``--refine``
+    trained some), counts of the others by status, every trial id."""
     from ray.tune import ExperimentAnalysis
 
+    from orchestrator.sweep.record import REFINE
+    from trainables.storage import exists, join
+
     try:
-        analysis = ExperimentAnalysis(str(sweep_dir))
+        trials = list(ExperimentAnalysis(str(sweep_dir)).trials)
     except ValueError:
         message = f"{sweep_dir}: no Tune experiment state; pass a sweep directory (<storage>/<sweep name>)"
         raise UserError(message) from None
+    if exists(join(str(sweep_dir), REFINE)):
+        trials += ExperimentAnalysis(join(str(sweep_dir), REFINE)).trials
     rows, others = [], {}
-    for trial in sorted(analysis.trials, key=lambda t: t.trial_id):
+    for trial in sorted(trials, key=lambda t: t.trial_id):
         row = trial_row(trial.trial_id, dict(trial.config), dict(trial.last_result or {}))
         if row is None:
             status = "STOPPED_EARLY" if trial.status == "TERMINATED" else trial.status
             others[status] = others.get(status, 0) + 1
         else:
             rows.append(row)
-    return rows, others, sorted(t.trial_id for t in analysis.trials)
+    return rows, others, sorted(t.trial_id for t in trials)
 
 
 def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
@@ -134,6 +141,8 @@ def format_report(report: SweepReport) -> str:
             f"accuracy {report.best['accuracy']:.2f} (drop {report.best['accuracy_drop']:.2f}), "
             f"{report.best['state_bytes_per_token']:.0f} state bytes/token",
             f"  settings: {json.dumps(settings, default=str)}",
-            f"  checkpoint: {report.best['checkpoint']}",
+            f"  checkpoint: {report.best['checkpoint']}" + (
+                f" (the sweep's any-split student: pass --split {report.best['split']})"
+                if report.best.get("training") == "any-split" else ""),
         ]
     return "\n".join(lines)

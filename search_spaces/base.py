@@ -77,8 +77,8 @@ class Target:
 class SmokeSize:
     """The small version of a sweep (`--smoke`): a few short trials on a slice of the data."""
 
-    num_samples: int = 3
-    """Trials to run."""
+    num_samples: int | None = 3
+    """Trials to run; None = one per enqueued point."""
     epochs: int = 1
     """Epochs per trial (and for the teacher)."""
     max_train_examples: int = 96
@@ -98,8 +98,9 @@ class SmokeSize:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            if f.name != "settings" and getattr(self, f.name) < 1:
-                raise ValueError(f"SmokeSize.{f.name}={getattr(self, f.name)} must be >= 1")
+            value = getattr(self, f.name)
+            if f.name != "settings" and value is not None and value < 1:
+                raise ValueError(f"SmokeSize.{f.name}={value} must be >= 1")
 
     def lengths(self, task: str) -> dict[str, int]:
         """The smoke run's Q and P for ``task``."""
@@ -136,6 +137,10 @@ class SweepSpec:
     """Points tried first, in order (e.g. every split, so the curve is complete)."""
     description: str = ""
     """One line for the MLflow parent run and `--help`."""
+    any_split: bool = False
+    """Train one any-split student for every split 1..L before the trials (the space's settings apply to it), so that a
+    trial at split k with no other student setting of its own is that student cut at k: scored and timed in seconds,
+    not trained. False trains a student per trial."""
 
     def __post_init__(self) -> None:
         if not self.name.replace("-", "").replace("_", "").isalnum():
@@ -159,8 +164,8 @@ class SweepSpec:
                 f"SweepSpec.define_by_run={qualname}: use a module-level function (the searcher's state, which "
                 "refers to it, is pickled so --resume can continue the sweep)"
             )
-        if self.num_samples is None and self.enqueued is None:
-            raise ValueError("SweepSpec.num_samples=None needs enqueued points; set num_samples")
+        if (self.num_samples is None or self.smoke.num_samples is None) and self.enqueued is None:
+            raise ValueError("SweepSpec.num_samples=None (or smoke.num_samples=None) needs enqueued points; set it")
         if (self.num_samples is not None and self.num_samples < 1) or self.epochs < 1:
             raise ValueError("SweepSpec.num_samples and epochs must be >= 1")
 
@@ -174,9 +179,11 @@ class SweepSpec:
 
     def trials(self, target: Target, smoke: bool) -> int:
         """How many trials the sweep runs."""
-        if smoke:
+        if smoke and self.smoke.num_samples is not None:
             return self.smoke.num_samples
-        return self.num_samples if self.num_samples is not None else len(self.points(target))
+        if smoke or self.num_samples is None:
+            return len(self.points(target))
+        return self.num_samples
 
 
 @dataclass(frozen=True)

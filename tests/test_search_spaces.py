@@ -58,7 +58,8 @@ def test_split_space_enqueues_every_split_once_coarse_to_fine():
     spec = spec_of("split")
     assert [p["split"] for p in spec.points(target)] == [0, 6, 3, 1, 4, 2, 5]
     assert spec.trials(target, smoke=False) == 7  # one trial per split
-    assert spec.trials(target, smoke=True) == spec.smoke.num_samples
+    assert spec.trials(target, smoke=True) == 7  # `make demo` shows the whole curve: one any-split student, scored
+    assert spec.any_split
 
 
 def test_half_first_puts_the_splits_up_to_half_first_by_hand():
@@ -175,7 +176,7 @@ def test_smoke_size_is_checked():
 @pytest.mark.parametrize("path", ["results/mrpc/split_space.py", "results/rte/split_space.py",
                                   "results/squad/split_space.py", "results/squad/compression_space.py",
                                   "results/mrpc/distillation_space.py", "results/mrpc/split_rest_space.py",
-                                  "results/squad/compression_rest_space.py"])
+                                  "results/squad/compression_rest_space.py", "results/mrpc/split_once_space.py"])
 def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
     from pathlib import Path
 
@@ -196,5 +197,9 @@ def test_the_spaces_behind_the_results_are_legal_for_minilm(path):
         assert [(c["kd_ratio"], c.get("hidden_weight")) for c in points] == [(0.5, 0.0), (0.0, None), (0.5, 0.5)]
     elif "rest" in path:  # the splits above L/2 that split_space.py's sweep did not reach
         assert [c["split"] for c in points] == [4, 5, 6]
+    elif "once" in path:  # the whole curve from one any-split student
+        assert [c["split"] for c in points] == [0, 6, 3, 1, 4, 2, 5] and spec.any_split
     else:
         assert [c["split"] for c in points][:3] == [3, 2, 1]  # k <= L/2 first, from L/2 down
+    if "once" not in path:
+        assert not spec.any_split  # as they ran: a student trained per trial

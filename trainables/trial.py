@@ -10,8 +10,9 @@ Per trial, in order:
    trial's rank-0 training worker before it trains (the probe), and every report carries it (multi-objective
    searchers read all objectives from each result);
 4. the trial trains on Ray Train under ``<train storage>/<sweep>-<trial id>`` (continuing an interrupted attempt, or
-   taking the teacher when a split-0 trial would train exactly it again), each epoch's metrics forwarded to Tune and
-   to the trial's run;
+   taking the teacher when a split-0 trial would train exactly it again, or the sweep's any-split student's scores at
+   its split when the trial is that student cut there), each epoch's metrics forwarded to Tune and to the trial's
+   run;
 5. a last `tune.report` adds the trial's wall time and its training time, from which `decouple sweep` derives Tune's
    overhead per trial.
 
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from trainables import storage
 from trainables.speed.trial import BenchSettings, kept_speed, trial_speed
-from trainables.trial_reuse import reuses_teacher, speed_key
+from trainables.trial_reuse import reuses_student, reuses_teacher, speed_key
 
 ACCURACY_KEY = "eval_score"
 """The training loop's headline metric: F1 for qa, accuracy for pair (percent)."""
@@ -76,6 +77,9 @@ class TrialContext:
     speed_cache: str | None = None
     """Directory (or bucket URI) where each architecture's speed figures are kept for the sweep's later trials of the
     same architecture; None measures every trial."""
+    student: Mapping[str, Any] | None = None
+    """The sweep's any-split student's record (`orchestrator.sweep.any_split`): a trial at one of its splits is scored
+    on it instead of trained; None when the space trains a student per trial."""
 
     def train_dir(self, trial_id: str) -> str:
         """Where the trial's Ray Train run keeps its checkpoints."""
@@ -105,7 +109,8 @@ def speed_or_probe(options, context: TrialContext) -> tuple[dict[str, float], Ca
     Figures an earlier trial of the same architecture kept in ``context.speed_cache`` are read here. A trial that
     reuses the teacher trains nothing, so a Ray task holding one training worker's resources measures it. Any other
     trial times itself on its own training worker, before training, where torch is already imported (a separate
-    process would import it again: seconds per trial, more with trials side by side)."""
+    process would import it again: seconds per trial, more with trials side by side). A trial scored on the sweep's
+    any-split student trains nothing either, and is timed as the teacher is."""
     import ray
 
     location = None
@@ -114,7 +119,7 @@ def speed_or_probe(options, context: TrialContext) -> tuple[dict[str, float], Ca
     cached = kept_speed(location)
     if cached is not None:
         return cached, None
-    if reuses_teacher(options, context.teacher):
+    if reuses_teacher(options, context.teacher) or reuses_student(options, context.student):
         task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(trial_speed)
         # "DEFAULT": outside the trial's placement group, which holds no CPU (`orchestrator.sweep.tuner.DRIVER_MEMORY`).
         return ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench, location)), None

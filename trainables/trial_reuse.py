@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 from trainables import storage
-from trainables.options import SPEED, TEACHER, fields_with
+from trainables.options import SPEED, STUDENT, TEACHER, fields_with
 from trainables.speed.trial import BenchSettings
 
 
@@ -27,6 +28,32 @@ def reuses_teacher(options, teacher: Mapping[str, Any]) -> bool:
     """Whether the trial would train exactly the sweep's ``teacher`` (its record) again (split 0, same settings): it
     takes it instead."""
     return options.mode == "teacher" and teacher_key(options) == teacher["key"]
+
+
+def student_key(options) -> str:
+    """Stable name of an any-split student's training run: a hash of the `TrainOptions` that shape a student's weights
+    (the teacher's, the students', the teacher it distils from, and the set of splits), the split it is cut at left
+    out. A trial whose options have the key, at a split of the set, is scored on that student."""
+    shaping = fields_with(TEACHER) | fields_with(STUDENT) | {"teacher"}
+    values = {k: v for k, v in sorted(options.to_dict().items()) if k in shaping}
+    return hashlib.sha1(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def reuses_student(options, student: Mapping[str, Any] | None) -> bool:
+    """Whether the trial is the sweep's any-split ``student`` (its record) cut at one of its splits: it is scored
+    there instead of trained."""
+    return (student is not None and options.mode == "student" and options.split in student["splits"]
+            and student_key(options) == student["key"])
+
+
+def metrics_at_split(metrics: Mapping[str, Any], split: int) -> dict[str, Any]:
+    """An any-split student's final metrics as a student of ``split`` reports them: its held-out figures at that split
+    (``eval_<name>_k<split>``) as ``eval_<name>``, the other splits' left out."""
+    per_split = {k: re.fullmatch(r"(eval_.+)_k(\d+)", k) for k in metrics}
+    at_split = {m[1]: metrics[k] for k, m in per_split.items() if m and int(m[2]) == split}
+    if not at_split:
+        raise ValueError(f"split={split}: the any-split student's metrics hold no held-out scores there")
+    return {**{k: v for k, v in metrics.items() if per_split[k] is None}, **at_split}
 
 
 def speed_key(options, bench: BenchSettings, worker_cpus: float) -> str:

@@ -63,6 +63,10 @@ class SweepOptions:
     """Times Tune retries a failed trial."""
     seed: int = 0
     """Seed of training, the sampler and the speed batch."""
+    refine: int = 0
+    """After the trials of an any-split space (`split`), train a dedicated student (one split, the same recipe) at
+    each of the N student splits nearest the accuracy budget among those faster than the recommendation; the report
+    ranks both kinds (column ``training``). 0 = none."""
     bench: BenchSettings = field(default_factory=BenchSettings)
     """The speed measurement's batch."""
 
@@ -73,6 +77,8 @@ class SweepOptions:
             raise ValueError(f"max_concurrent={self.max_concurrent} must be >= 1")
         if self.cpus_per_worker is not None and self.cpus_per_worker < 1:
             raise ValueError(f"cpus_per_worker={self.cpus_per_worker} must be >= 1")
+        if self.refine < 0:
+            raise ValueError(f"refine={self.refine} must be >= 0 (0 trains no dedicated student)")
         if self.num_workers < 1 or self.max_failures < 0:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
         if self.task not in ("qa", "pair"):

@@ -10,6 +10,8 @@ from orchestrator.errors import UserError
 from trainables.storage import exists, join, read_text, write_text
 
 RECORD = "sweep.json"
+REFINE = "refine"
+"""The Tune experiment of a sweep's dedicated students (``--refine``), inside the sweep's directory."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class SweepRecord:
     metrics: list[str]
     modes: list[str]
     target: dict[str, int]
+    student: dict[str, Any] | None = None
+    """The any-split student's record (`orchestrator.sweep.any_split`), or None when every trial trains its own."""
 
     def save(self, folder: str) -> None:
         write_text(join(folder, RECORD), json.dumps(asdict(self), indent=1))

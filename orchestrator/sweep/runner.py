@@ -5,6 +5,8 @@ Layout under ``storage`` (a local directory, on a cluster one every node mounts,
 
     mlflow.db                    the default MLflow store (sqlite; local storage only)
     teachers/<key>/              one teacher per (model, data, task, settings), reused by every sweep
+    students/<key>/              one any-split student per (teacher, data, settings, splits), for spaces that ask
+                                 for it (`SweepSpec.any_split`), reused by every sweep
     train/<sweep>-<trial id>/    each trial's Ray Train run (checkpoints)
     <sweep>/                     the Tune experiment; sweep.json records what `--resume` and `decouple report` need
 
@@ -21,13 +23,14 @@ from orchestrator.data_check import check_training_data
 from orchestrator.errors import UserError
 from orchestrator.ray_session import ray_session
 from orchestrator.shared_storage import check_shared
+from orchestrator.sweep.any_split import ensure_student, with_every_split
 from orchestrator.sweep.options import SweepOptions
-from orchestrator.sweep.record import SweepRecord
+from orchestrator.sweep.record import REFINE, SweepRecord
 from orchestrator.sweep.results import command_line, write_results
 from orchestrator.sweep.spaces import load_spec
 from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_teacher, teacher_options
 from orchestrator.sweep.trial import SweepTrialSteps
-from orchestrator.sweep.tuner import WORKER_CPUS, build_tuner, concurrent_slots, trial_trainable
+from orchestrator.sweep.tuner import WORKER_CPUS, build_refine_tuner, build_tuner, concurrent_slots, trial_trainable
 from orchestrator.tracking import default_tracking_uri
 from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from search_spaces.base import SweepSpec, Target, validate_spec
@@ -126,7 +129,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
         context = TrialContext(
             sweep=record.sweep, base=record.base, teacher=record.teacher, train_storage=join(storage, "train"),
             steps=steps, bench=options.bench, worker_cpus=record.base["cpus_per_worker"],
-            speed_cache=join(storage, "speed", record.sweep),
+            speed_cache=join(storage, "speed", record.sweep), student=record.student,
         )
         if previous and tune.Tuner.can_restore(sweep_dir):
             tuner = tune.Tuner.restore(sweep_dir, trainable=trial_trainable(context), resume_errored=True)
@@ -134,10 +137,34 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
             tuner = build_tuner(spec, target, record, context, storage, options.seed, options.max_failures)
         fit_start = time.perf_counter()
         tuner.fit()
+        if options.refine and record.student:
+            refine(options, record, context, sweep_dir)
         tune_wall_s = time.perf_counter() - fit_start
         report = summarise(record, sweep_dir, tune_wall_s)
         results = write_results(sweep_dir, record, report, command_line(), time.perf_counter() - start)
     return SweepOutcome(sweep_dir, record, report, time.perf_counter() - start, tune_wall_s, results)
+
+
+def refine(options: SweepOptions, record: SweepRecord, context: TrialContext, sweep_dir: str) -> None:
+    """Train dedicated students at the ``options.refine`` splits where one may change the recommendation
+    (`refine_candidates` over the any-split trials' report), as ``<sweep dir>/refine``."""
+    from ray import tune
+
+    from orchestrator.pareto import refine_candidates
+    from orchestrator.report import DEFAULT_BUDGET, build_report
+
+    splits = refine_candidates(build_report(sweep_dir).rows, DEFAULT_BUDGET, options.refine)
+    if not splits:
+        print("[sweep] --refine: no split outside the budget is faster than the recommendation; nothing to refine",
+              flush=True)
+        return
+    print(f"[sweep] --refine: training dedicated students at split {', '.join(map(str, splits))} ...", flush=True)
+    folder = join(sweep_dir, REFINE)
+    if tune.Tuner.can_restore(folder):
+        tuner = tune.Tuner.restore(folder, trainable=trial_trainable(context), resume_errored=True)
+    else:
+        tuner = build_refine_tuner(splits, record, context, sweep_dir, options.max_failures)
+    tuner.fit()
 
 
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
@@ -159,6 +186,8 @@ def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: st
             check_teacher(options.teacher, teacher, options.task, classes)
             given_teacher(options.teacher, options.eval_data)  # its score is known, or can be measured
     target = Target.from_checkpoint(resolve_model(base["model"]), base["epochs"])
+    if spec.any_split and not previous:
+        base, checked = with_every_split(base, target), with_every_split(checked, target)
     validate_spec(spec, target, checked, source=str(source), seed=options.seed)
     return base, target
 
@@ -220,11 +249,20 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     log_params(tracking_uri, parent, {"teacher": teacher["path"], "teacher_accuracy": teacher["accuracy"]})
     if teacher.get("mlflow_run_id"):
         MlflowClient(tracking_uri).set_tag(parent, "teacher_run_id", teacher["mlflow_run_id"])
+    student = None
+    if spec.any_split:
+        try:
+            student = ensure_student({**alone, "teacher": teacher["path"]}, storage, tracking_uri, options.experiment,
+                                     parent_run_id=parent)
+        except BaseException:
+            end_run(tracking_uri, parent, "FAILED")
+            raise
+        log_params(tracking_uri, parent, {"any_split_student": student["path"]})
     record = SweepRecord(
         sweep=name, space=options.space, source=str(source), smoke=options.smoke, num_samples=num_samples,
         max_concurrent=slots, base={**base, "teacher": teacher["path"]}, teacher=teacher, tracking_uri=tracking_uri,
         experiment=options.experiment, parent_run_id=parent, metrics=list(spec.metrics), modes=list(spec.modes),
-        target=asdict(target),
+        target=asdict(target), student=student,
     )
     record.save(join(storage, name))
     return record

@@ -21,8 +21,8 @@ SWEEP_TAG = "decouple.sweep"
 TRIAL_TAG = "decouple.trial_id"
 ROLE_TAG = "decouple.role"
 AXIS_TITLES = {"split": "split k (layers run separately)", "compression_ratio": "compression ratio r"}
-TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "accuracy", "accuracy_drop", "speedup",
-                 "speedup_bound", "state_bytes_per_token")
+TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "training", "accuracy", "accuracy_drop",
+                 "speedup", "speedup_bound", "state_bytes_per_token")
 """Columns of the Pareto table, on the parent run and in `decouple report`."""
 COMPARED = {"accuracy": 2, "accuracy_drop": 2, "speedup": 2, "speedup_bound": 2, "speedup_live": 2,
             "speedup_live_bound": 2, "state_bytes_per_token": 1, "speed_load": 2}

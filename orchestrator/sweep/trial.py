@@ -19,7 +19,7 @@ from orchestrator.sweep.tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run,
 from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import TrainResult, log_checkpoint, run_training
 from trainables.trial import ACCURACY_KEY, TrialContext
-from trainables.trial_reuse import reuses_teacher, unfinished_checkpoint
+from trainables.trial_reuse import metrics_at_split, reuses_student, reuses_teacher, unfinished_checkpoint
 
 
 class SweepReportCallback(TuneReportCallback):
@@ -92,11 +92,16 @@ class SweepTrialSteps:
     def _fit(self, options, context: TrialContext, run_id: str, train_dir: str, callback: SweepReportCallback,
              probe: Callable[[], dict] | None) -> TrainResult:
         """Train the trial on Ray Train (continuing an interrupted attempt), or take the teacher when split 0 would
-        train exactly the teacher again."""
+        train exactly the teacher again, or the sweep's any-split student's scores at the trial's split when the trial
+        is that student cut there."""
         client = MlflowClient(self.tracking_uri)
         if reuses_teacher(options, context.teacher):
             client.set_tag(run_id, "reused_teacher", context.teacher["path"])
             return TrainResult(dict(context.teacher["metrics"]), context.teacher["path"], None, 0.0, 0.0)
+        if reuses_student(options, context.student):
+            client.set_tag(run_id, "any_split_student", context.student["path"])
+            metrics = metrics_at_split(context.student["metrics"], options.split)
+            return TrainResult(metrics, context.student["path"], None, 0.0, 0.0)
         resume = unfinished_checkpoint(train_dir, options.epochs)
         if resume is not None:
             client.set_tag(run_id, "resumed_from", str(resume))
@@ -109,17 +114,26 @@ class SweepTrialSteps:
                    "trial_wall_s": time.perf_counter() - started}
         epochs = trained.callback.enrich(result.metrics)
         # The callback logged each epoch as it was reported; a reused teacher reported none, so its figures go here.
-        reused = reuses_teacher(options, context.teacher)
+        training = trial_training(options, context)
+        reused = training != "own"  # the callback saw no epoch: the figures are logged here
         log_metrics(self.tracking_uri, run_id, for_comparison({**epochs, **closing} if reused else closing),
                     step=options.epochs)
         final = {**epochs, **closing, "split": options.split, "compression_ratio": options.compression_ratio,
-                 "cache_dtype": options.cache_dtype}
+                 "cache_dtype": options.cache_dtype, "training": training}
         describe_trial_run(self.tracking_uri, run_id, final)
         end_run(self.tracking_uri, run_id)
         return {**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id}
 
     def fail(self, run_id: str) -> None:
         end_run(self.tracking_uri, run_id, "FAILED")
+
+
+def trial_training(options, context: TrialContext) -> str:
+    """What trained the trial's model: ``teacher`` (a split-0 trial that is the sweep's teacher), ``any-split`` (the
+    sweep's any-split student, cut at the trial's split) or ``own`` (the trial's own training run)."""
+    if reuses_teacher(options, context.teacher):
+        return "teacher"
+    return "any-split" if reuses_student(options, context.student) else "own"
 
 
 def trial_run_name(options, trial_id: str) -> str:

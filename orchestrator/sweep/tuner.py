@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.sweep.record import SweepRecord
+from orchestrator.sweep.record import REFINE, SweepRecord
 from search_spaces.base import SweepSpec, Target
 from trainables.trial import TrialContext, run_trial
 
@@ -94,6 +94,28 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
         run_config=tune.RunConfig(name=record.sweep, storage_path=storage, verbose=1 if verbose() else 0,
                                   callbacks=[CSVLoggerCallback(), JsonLoggerCallback(),
                                              TrialLines(record.num_samples)],
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)),
+    )
+
+
+def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialContext, sweep_dir: str,
+                       max_failures: int):
+    """A `Tuner` of one dedicated student per split of ``splits`` (`orchestrator.pareto.refine_candidates`): the
+    sweep's own trials with no any-split set, so each trains its own student, kept as ``<sweep dir>/refine``."""
+    from ray import tune
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    from orchestrator.console import verbose
+    from orchestrator.sweep.trial_lines import TrialLines
+
+    return tune.Tuner(
+        trial_trainable(context),
+        param_space={"split": tune.grid_search(splits), "splits": None},
+        tune_config=tune.TuneConfig(max_concurrent_trials=record.max_concurrent,
+                                    trial_name_creator=TrialName(f"{record.sweep}-{REFINE}"),
+                                    trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(name=REFINE, storage_path=sweep_dir, verbose=1 if verbose() else 0,
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TrialLines(len(splits))],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
 

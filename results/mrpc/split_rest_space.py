@@ -25,4 +25,5 @@ SPEC = replace(
     settings={"max_question_len": 64, "max_passage_len": 64, "doc_stride": 16},  # as split_space.py
     enqueued=above_half,
     description="MRPC accuracy vs split k for k > L/2",
+    any_split=False,  # as it ran: one student trained per trial
 )

@@ -17,4 +17,5 @@ SPEC = replace(
     settings={"max_question_len": 64, "max_passage_len": 64, "doc_stride": 16},
     enqueued=half_first,
     description="MRPC accuracy vs split k, k <= L/2 first",
+    any_split=False,  # as it ran: one student trained per trial
 )

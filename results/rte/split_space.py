@@ -24,4 +24,5 @@ SPEC = replace(
     settings={"max_question_len": 32, "max_passage_len": 160, "doc_stride": 16},
     enqueued=half_first,
     description="RTE accuracy vs split k, k <= L/2 first",
+    any_split=False,  # as it ran: one student trained per trial
 )

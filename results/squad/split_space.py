@@ -20,4 +20,5 @@ SPEC = replace(
     settings={"max_question_len": 32, "max_passage_len": 192, "doc_stride": 64},
     enqueued=half_first,
     description="SQuAD part-a F1 vs split k, k <= L/2 first",
+    any_split=False,  # as it ran: one student trained per trial
 )
