@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from orchestrator.errors import UserError
-from trainables.model.config import CACHE_DTYPES, check_fits
+from trainables.model.config import CACHE_DTYPES, check_fits, check_split_in
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
 from trainables.speed.timing import DEVICES, BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
@@ -34,7 +34,8 @@ class BenchOptions:
     unused with `model`."""
     splits: tuple[int, ...] | None = None
     """Splits k to time (on the command line comma-separated, e.g. 0,6,9,11); None = every third layer from 0 plus
-    L-1 (0, 3, 6, 9, 11 for 12 layers)."""
+    L-1 (0, 3, 6, 9, 11 for 12 layers), or an any-split `model`'s splits (and 0). An any-split model times only the
+    splits it was trained at (and 0, the full model)."""
     compression_ratio: int = 1
     """Compression ratio r of the passage states (1 = no compression)."""
     cache_dtype: str = field(default="fp32", metadata={"choices": CACHE_DTYPES})
@@ -90,11 +91,15 @@ class BenchOptions:
     def timing(self) -> TimingOptions:
         return TimingOptions(self.device, self.repeats, self.warmup)
 
-    def splits_for(self, shape: ModelShape) -> tuple[int, ...]:
-        """The splits to time on a model of ``shape``."""
-        if self.splits is not None:
-            return self.splits
-        return tuple(sorted(set(range(0, shape.layers, 3)) | {shape.layers - 1}))
+    def splits_for(self, shape: ModelShape, trained: tuple[int, ...] = ()) -> tuple[int, ...]:
+        """The splits to time on a model of ``shape``; ``trained``: an any-split model's splits, which the asked
+        splits must be among (`check_split_in`: one line, ValueError)."""
+        if self.splits is None:
+            return (0, *trained) if trained else tuple(sorted(set(range(0, shape.layers, 3)) | {shape.layers - 1}))
+        for split in self.splits:
+            if trained and split:
+                check_split_in(split, trained)
+        return self.splits
 
 
 @dataclass
@@ -167,6 +172,10 @@ def run_bench(options: BenchOptions) -> BenchResult:
     hf_config = _hf_config(options)
     shape = ModelShape.from_hf_config(hf_config)
     options.check_against(shape, hf_config.max_position_embeddings)
+    try:
+        splits = options.splits_for(shape, tuple((getattr(hf_config, "decoupled", None) or {}).get("splits", ())))
+    except ValueError as err:
+        raise UserError(f"model={options.model!r}: {err}") from None
     batch = BenchBatch.random(shape.vocab, options.batch_size, options.max_question_len, options.max_passage_len,
                                options.seed)
     load_start = os.getloadavg()[0]
@@ -174,7 +183,7 @@ def run_bench(options: BenchOptions) -> BenchResult:
         full_model = _build_model(options, hf_config, split=0).hf
         rows = [
             measure_speedup(full_model, _build_model(options, hf_config, split), batch, options.timing)
-            for split in options.splits_for(shape)
+            for split in splits
         ]
     baseline = f"{type(full_model).__name__} (attention: {full_model.config._attn_implementation})"
     load = (load_start, os.getloadavg()[0])

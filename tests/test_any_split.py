@@ -208,3 +208,25 @@ def test_the_split_sweep_trains_once_and_scores_a_trial_per_split(tiny_qa_checkp
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if " fp32 " in line]
     assert sorted(word for row in rows for word in row if word in ("any-split", "own", "teacher")) == [
         "any-split", "any-split", "own", "teacher"]
+
+
+@pytest.mark.parametrize("command", [
+    ["eval", "--data", "synthetic:articles=2", "--split", "2"],
+    ["cache", "build", "--data", "synthetic:articles=2", "--split", "2", "--out", "{tmp}/cache"],
+    ["bench", "--splits", "0,1,2", "--repeats", "1", "--warmup", "0"],
+])
+def test_commands_refuse_a_split_the_model_was_not_trained_at_in_one_line(command, tiny_qa_checkpoint, tmp_path,
+                                                                           capsys):
+    from orchestrator.cli import main
+
+    model = tmp_path / "any"
+    student = DecoupledModel.from_hf(tiny_qa_checkpoint, DecoupledConfig(split=1, splits=(1,), max_question_len=16))
+    student.save_pretrained(model)
+    capsys.readouterr()
+    args = [arg.format(tmp=tmp_path) for arg in command]
+    assert main([*args, "--model", str(model)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("[eval] using")]
+    named = f"model={str(model)!r}: " if command[0] == "bench" else ""
+    assert err == [f"decouple {command[0]}: error: {named}split=2 is not one this model was trained at (splits 1); "
+                   "use one of 1"]
+    assert not (tmp_path / "cache").exists()  # refused before anything was written
