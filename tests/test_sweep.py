@@ -265,7 +265,7 @@ def test_sweep_scores_the_teacher_and_every_trial_on_eval_data(tiny_qa_checkpoin
     out = capsys.readouterr().out
     assert "results:    " in out
     results = json.loads((storage / "pairs-smoke" / "results.json").read_text())
-    assert results["data"]["eval_data"]["sha256"] and results["data"]["eval_data"]["source"] == str(held_out)
+    assert results["data"]["eval_data"]["sha256"] and results["data"]["eval_data"]["source"] == os.path.relpath(held_out)
     assert len(results["trials"]) == 2 and {t["split"] for t in results["trials"]} == {1, 2}
     assert (storage / "pairs-smoke" / "split_curve.png").stat().st_size > 0
     client = MlflowClient(f"sqlite:///{storage / 'mlflow.db'}")

@@ -234,14 +234,22 @@ def plot_front(rows: Sequence[dict], front: Sequence[dict]):
 
 def plot_curve(rows: Sequence[dict], axis: str, teacher: Mapping[str, Any]):
     """Best accuracy per value of ``axis`` (split or compression ratio) with the measured speedup on a second axis
-    and the teacher's accuracy as a reference line — the shape of the Decoupled Transformer blog's figure."""
+    and the teacher's accuracy as a reference line — the shape of the Decoupled Transformer blog's figure. A sweep
+    with both an any-split student and dedicated ones (``--refine``) draws the any-split curve and the dedicated
+    students as separate points."""
     from matplotlib.figure import Figure
 
-    best = best_per(rows, axis)
+    dedicated = [r for r in rows if r.get("training") == "own"]
+    both = bool(dedicated) and any(r.get("training") == "any-split" for r in rows)
+    best = best_per([r for r in rows if r.get("training") != "own"] if both else rows, axis)
     xs = sorted(best)
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.add_subplot()
-    ax.plot(xs, [best[x]["accuracy"] for x in xs], "o-", color="tab:blue", label="accuracy")
+    ax.plot(xs, [best[x]["accuracy"] for x in xs], "o-", color="tab:blue",
+            label="accuracy (any-split student)" if both else "accuracy")
+    if both:
+        ax.plot([r[axis] for r in dedicated], [r["accuracy"] for r in dedicated], "D", color="tab:green",
+                label="dedicated student")
     ax.axhline(float(teacher["accuracy"]), color="tab:blue", linestyle=":", label="teacher")
     ax.set_xlabel(AXIS_TITLES.get(axis, axis))
     ax.set_ylabel("accuracy (F1 or acc, %)", color="tab:blue")

@@ -74,7 +74,8 @@ class DecoupledConfig:
         check_fits(max(self.trained_splits), self.compression_ratio, num_layers, width)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as JSON writes and reads them back (`splits` a list), so a saved copy compares equal."""
+        return {**asdict(self), "splits": list(self.splits)}
 
 
 def format_splits(splits: tuple[int, ...]) -> str:
