@@ -171,6 +171,14 @@ def local_copy(location: str | Path) -> Path:
     return target
 
 
+def check_folder_name(name: str, field_name: str, parent: str) -> None:
+    """`ValueError` naming ``field_name`` unless ``name`` names one folder inside ``parent`` (the flag it goes under):
+    not empty, no path separator, not ``.`` or ``..``, so nothing it names is written outside ``parent``."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name != name.strip():
+        raise ValueError(f"{field_name}={name!r} must be one folder name inside {parent} (no '/', '..' or "
+                         "surrounding spaces); pick a plain name such as my-run")
+
+
 def check_directory_target(location: str, field_name: str) -> None:
     """`ValueError` naming ``field_name`` when a local ``location`` cannot become a directory: it, or the nearest
     of its parents that exists, is a file. Bucket URIs are not checked (a prefix is never a file)."""

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
     options = check_sources(quiet_for_json(options_from_args(args), args))
     if args.storage_path is not None:
         storage.check_directory_target(args.storage_path, "storage_path")
+    if args.run_name is not None:  # it names the run's folder under the output directory
+        storage.check_folder_name(args.run_name, "run_name", "--output-dir")
     classes = check_training_data(options)  # before Ray: bad data is one line here, not a worker's traceback
     if options.teacher is not None and (options.uses_teacher or options.init_source == options.teacher):
         check_teacher(options.teacher, model_location(options.teacher, "teacher"), options.task, classes)

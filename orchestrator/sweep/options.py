@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from trainables.data.label_sets import parse_labels
 from trainables.model.config import TASKS
 from trainables.speed.trial import BenchSettings
-from trainables.storage import check_directory_target
+from trainables.storage import check_directory_target, check_folder_name
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ class SweepOptions:
         if parse_labels(self.labels) and self.task != "pair":
             raise ValueError("labels: QA data has no labels; drop --labels or use --task pair")
         check_directory_target(self.storage, "storage")
+        if self.name is not None:
+            check_folder_name(self.name, "name", "--storage")
         if self.tracking_uri is None:
             from orchestrator.tracking import default_tracking_uri  # MLflow: imported once options are made
 
