@@ -53,6 +53,36 @@ def default_tracking_uri(root: str | Path) -> str:
     return SQLITE_PREFIX + str((Path(root) / "mlflow.db").resolve())
 
 
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+"""SQLAlchemy stores MLflow takes (with a driver suffix too, e.g. postgresql+psycopg2)."""
+SERVER_SCHEMES = ("http", "https")
+REACH_TIMEOUT_S = 3.0
+
+
+def check_tracking_uri(uri: str) -> None:
+    """Before Ray starts: ValueError in one line (naming ``--tracking-uri``) for a store MLflow cannot use, an
+    unknown scheme, or a server that does not answer its health check within a few seconds (MLflow itself retries
+    for minutes in silence)."""
+    import urllib.error
+    import urllib.request
+
+    scheme = uri.partition("://")[0].split("+")[0] if "://" in uri else ""
+    if scheme not in DATABASE_SCHEMES + SERVER_SCHEMES:
+        raise ValueError(f"--tracking-uri {uri!r}: MLflow cannot record there; use sqlite:///abs/path/mlflow.db, "
+                         "an MLflow server http(s)://host:port, or a database (postgresql://, mysql://)")
+    if scheme not in SERVER_SCHEMES:
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=REACH_TIMEOUT_S) as answer:
+            answer.read()
+    except urllib.error.HTTPError:
+        return  # a server answered (a proxy may hide /health): MLflow's own errors are clear enough from here
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise ValueError(f"--tracking-uri {uri}: no MLflow server answers there ({reason}); start one "
+                         "(mlflow server --host 127.0.0.1 --port 5000) or pass another URI") from None
+
+
 @dataclass(frozen=True)
 class Tracking:
     """Where one training run is recorded."""

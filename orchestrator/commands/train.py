@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.data_check import check_training_data
     from orchestrator.ray_session import ray_session
     from orchestrator.teacher_check import check_teacher
-    from orchestrator.tracking import Tracking, project_tracking_uri
+    from orchestrator.tracking import Tracking, check_tracking_uri, project_tracking_uri
     from trainables.model.source import model_location
     from trainables.option_checks import check_sources
 
@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     tracking = None
     if not args.no_tracking:
         uri = args.tracking_uri or project_tracking_uri()
+        check_tracking_uri(uri)
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from orchestrator.sweep.spaces import load_spec
 from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_teacher, teacher_options
 from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.sweep.tuner import WORKER_CPUS, build_refine_tuner, build_tuner, concurrent_slots, trial_trainable
-from orchestrator.tracking import default_tracking_uri
+from orchestrator.tracking import check_tracking_uri, default_tracking_uri
 from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from search_spaces.base import SweepSpec, Target, validate_spec
 from trainables.model.source import resolve_model
@@ -120,6 +120,8 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     name = choose_sweep(options, spec, storage)
     sweep_dir = join(storage, name)
     previous = SweepRecord.load(sweep_dir) if options.resume else None
+    if options.tracking_uri is not None and not previous:
+        check_tracking_uri(options.tracking_uri)
     base, target = _validated(spec, source, options, storage, previous)
     with ray_session(options.ray_address, dashboard=True):
         check_shared(storage)
