@@ -83,6 +83,21 @@ def check_tracking_uri(uri: str) -> None:
                          "(mlflow server --host 127.0.0.1 --port 5000) or pass another URI") from None
 
 
+def ready_store(uri: str) -> None:
+    """Create (or upgrade) a sqlite store now, holding a lock file beside it: MLflow migrates a new database's schema
+    on first use, and two commands started at once against a new store both migrated it, one dying on "duplicate
+    column name". Other stores are left to MLflow."""
+    import fcntl
+
+    if not uri.startswith(SQLITE_PREFIX):
+        return
+    path = Path(uri[len(SQLITE_PREFIX):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / (path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        MlflowClient(uri).search_experiments(max_results=1)
+
+
 @dataclass(frozen=True)
 class Tracking:
     """Where one training run is recorded."""

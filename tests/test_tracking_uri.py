@@ -62,3 +62,34 @@ def test_commands_refuse_an_unreachable_server_before_starting(command, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"--tracking-uri {uri}: no MLflow server answers there" in err[0]
     assert not (tmp_path / "out").exists() and not (tmp_path / "s").exists()
+
+
+def test_a_new_sqlite_store_is_migrated_once_under_a_lock(tmp_path, monkeypatch):
+    """Two commands started at once against a new store both ran MLflow's schema migration; one died on "duplicate
+    column name". The store is now made under an exclusive lock beside it: while one command migrates, another waits."""
+    import fcntl
+
+    from orchestrator import tracking
+
+    uri = f"sqlite:///{tmp_path}/runs/mlflow.db"
+    lock_path = tmp_path / "runs" / "mlflow.db.lock"
+    held = []
+
+    class Probe:
+        def __init__(self, store_uri):
+            assert store_uri == uri
+
+        def search_experiments(self, max_results):
+            with open(lock_path) as other:  # a second command's attempt to take the lock
+                try:
+                    fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held.append(False)
+                except BlockingIOError:
+                    held.append(True)
+
+    monkeypatch.setattr(tracking, "MlflowClient", Probe)
+    tracking.ready_store(uri)
+    assert held == [True]
+    monkeypatch.undo()
+    tracking.ready_store(uri)  # the real store: created, and usable by the next command
+    assert (tmp_path / "runs" / "mlflow.db").stat().st_size > 0

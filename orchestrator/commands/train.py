@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.data_check import check_training_data
     from orchestrator.ray_session import ray_session
     from orchestrator.teacher_check import check_teacher
-    from orchestrator.tracking import Tracking, check_tracking_uri, project_tracking_uri
+    from orchestrator.tracking import Tracking, check_tracking_uri, project_tracking_uri, ready_store
     from trainables.model.source import model_location
     from trainables.option_checks import check_sources
 
@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         uri = args.tracking_uri or project_tracking_uri()
         check_tracking_uri(uri)
         tracking = Tracking(uri, args.experiment, args.run_name, args.parent_run_id)
+        ready_store(tracking.uri)
         if not storage.is_uri(options.output_dir):
             Path(options.output_dir).mkdir(parents=True, exist_ok=True)
     with ray_session(args.ray_address, dashboard=True):  # the dashboard serves Ray Train's placement-group cleaner

@@ -14,7 +14,10 @@ The space is dry-run (`validate_spec`) before Ray starts, so a bad space fails w
 """
 from __future__ import annotations
 
+import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,13 +28,13 @@ from orchestrator.ray_session import ray_session
 from orchestrator.shared_storage import check_shared
 from orchestrator.sweep.any_split import ensure_student, with_every_split
 from orchestrator.sweep.options import SweepOptions
-from orchestrator.sweep.record import REFINE, SweepRecord
+from orchestrator.sweep.record import RECORD, REFINE, SweepRecord
 from orchestrator.sweep.results import command_line, write_results
 from orchestrator.sweep.spaces import load_spec
 from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_teacher, teacher_options
 from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.sweep.tuner import WORKER_CPUS, build_refine_tuner, build_tuner, concurrent_slots, trial_trainable
-from orchestrator.tracking import check_tracking_uri, default_tracking_uri
+from orchestrator.tracking import check_tracking_uri, default_tracking_uri, ready_store
 from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from search_spaces.base import SweepSpec, Target, validate_spec
 from trainables.model.source import resolve_model
@@ -123,7 +126,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
     if options.tracking_uri is not None and not previous:
         check_tracking_uri(options.tracking_uri)
     base, target = _validated(spec, source, options, storage, previous)
-    with ray_session(options.ray_address, dashboard=True):
+    with claimed(sweep_dir, fresh=previous is None), ray_session(options.ray_address, dashboard=True):
         check_shared(storage)
         record = _resumed(previous) if previous else _new_record(spec, source, options, storage, base, target, name)
         steps = SweepTrialSteps(sweep=record.sweep, tracking_uri=record.tracking_uri, experiment=record.experiment,
@@ -167,6 +170,28 @@ def refine(options: SweepOptions, record: SweepRecord, context: TrialContext, sw
     else:
         tuner = build_refine_tuner(splits, record, context, sweep_dir, options.max_failures)
     tuner.fit()
+
+
+@contextmanager
+def claimed(sweep_dir: str, fresh: bool) -> Iterator[None]:
+    """A new sweep's local directory, made now or refused: two sweeps started at once with one name both passed the
+    name check, then ran in one directory, each overwriting the other's state. Left again (removed) when the sweep
+    fails before it recorded itself (``sweep.json``), so the name stays free. Bucket storage has no atomic create
+    and is not claimed."""
+    if not fresh or is_uri(sweep_dir):
+        yield
+        return
+    try:
+        Path(sweep_dir).mkdir(parents=True)
+    except FileExistsError:
+        raise UserError(f"{sweep_dir} was taken by another sweep started at the same time; let it run, or pick "
+                        "another --name") from None
+    try:
+        yield
+    except BaseException:
+        if not (Path(sweep_dir) / RECORD).exists():
+            shutil.rmtree(sweep_dir, ignore_errors=True)
+        raise
 
 
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
@@ -224,6 +249,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     from orchestrator.tracking import Tracking, end_run, log_params
 
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
+    ready_store(tracking_uri)
     nodes = node_cpus()
     cpus, slots = trial_resources(options, nodes, ray.cluster_resources())
     base = {**base, "cpus_per_worker": cpus}
