@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainables import storage
 from trainables.data.errors import DataError
 from trainables.model.source import DEFAULT_MODEL
 
@@ -70,6 +71,7 @@ class AugmentOptions:
             raise ValueError(f"output={self.output!r}: write a .tsv (the pair loader reads it back)")
         if Path(self.output).exists():
             raise ValueError(f"output={self.output!r} exists; choose a new file or remove it")
+        storage.check_writable(storage.nearest_existing(Path(self.output).expanduser().parent), self.output, "output")
 
 
 @dataclass

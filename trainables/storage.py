@@ -185,7 +185,22 @@ def check_directory_target(location: str, field_name: str) -> None:
     if is_uri(location):
         return
     path = Path(location).expanduser()
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    existing = nearest_existing(path)
     if existing is not None and not existing.is_dir():
         where = "is a file" if existing == path else f"is inside {existing}, which is a file"
         raise ValueError(f"{field_name}={location!r} {where}; pass a directory (new or existing)")
+    check_writable(existing, location, field_name)
+
+
+def nearest_existing(path: Path) -> Path | None:
+    """``path`` or the nearest of its parents that exists (None if none does)."""
+    return next((p for p in (path, *path.parents) if p.exists()), None)
+
+
+def check_writable(existing: Path | None, location: str, field_name: str) -> None:
+    """`ValueError` naming ``field_name`` when ``existing`` (``location`` or the nearest of its parents that exists)
+    cannot be written: a read-only file system or no permission, found now instead of after Ray has started."""
+    if existing is not None and not os.access(existing, os.W_OK):
+        where = "" if existing == Path(location).expanduser() else f" ({existing})"
+        raise ValueError(f"{field_name}={location!r}: cannot write there{where}: a read-only file system or no "
+                         "permission; pass a writable location")
