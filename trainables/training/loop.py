@@ -420,7 +420,7 @@ class Worker:
             start = time.perf_counter()
             metrics, predictions = self._score()
             if every_split and self.cfg.decoupled.splits:
-                metrics.update(self._score_every_split())
+                metrics.update(self._score_every_split(metrics))
             metrics["eval_s"] = time.perf_counter() - start
         if self.world_size > 1:
             shared = [metrics]
@@ -428,11 +428,16 @@ class Worker:
             metrics = shared[0]
         return metrics, predictions
 
-    def _score_every_split(self) -> dict:
+    def _score_every_split(self, at_own_split: dict) -> dict:
+        """The student's held-out metrics at each of its splits as ``<name>_k<split>``; at its own split they are
+        ``at_own_split``, scored already."""
         scores = {}
         for split in self.cfg.decoupled.splits:
-            with self.student.cut_at(split):
-                at_split, _ = self._score()
+            if split == self.student.config.split:
+                at_split = at_own_split
+            else:
+                with self.student.cut_at(split):
+                    at_split, _ = self._score()
             scores.update({f"{name}_k{split}": value for name, value in at_split.items()})
         return scores
 
