@@ -9,11 +9,14 @@ import json
 from pathlib import Path
 
 from trainables import storage
+from trainables.model.checkpoint_files import check_checkpoint_dir
 from trainables.model.config import check_fits
 from trainables.model.source import model_location, resolve_model_path
 from trainables.options import TrainOptions
+from trainables.training.config import TRAINER_STATE
 
 _DATA_SUFFIXES = (".json", ".jsonl", ".tsv", ".csv")
+_TRAINER_STATE_KEYS = ("epoch", "phase", "global_step")
 
 
 def check_sources(options: TrainOptions) -> TrainOptions:
@@ -36,8 +39,38 @@ def _check_paths(o: TrainOptions) -> None:
     for name in ("output_dir", "teacher_logits_cache"):
         if getattr(o, name) is not None:
             storage.check_directory_target(getattr(o, name), name)
-    if o.resume_from is not None and not storage.exists(storage.join(storage.resolve(o.resume_from), "config.json")):
-        raise ValueError(f"resume_from={o.resume_from!r} has no config.json; pass a checkpoint directory of this run")
+    if o.resume_from is not None:
+        _check_resume_from(o.resume_from)
+
+
+def _check_resume_from(location: str) -> None:
+    """The checkpoint to resume is read as far as the worker will read it, without loading a tensor: config.json, each
+    safetensors header against its file's size, and trainer_state.json. A bucket's checkpoint is checked for its
+    config.json only (the rest would mean downloading it on the driver)."""
+    if not storage.exists(storage.join(storage.resolve(location), "config.json")):
+        raise ValueError(f"resume_from={location!r} has no config.json; pass a checkpoint directory of this run")
+    if storage.is_uri(location):
+        return
+    path = Path(storage.resolve(location))
+    try:
+        check_checkpoint_dir(path, "resume_from")
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from None
+    _check_trainer_state(path)
+
+
+def _check_trainer_state(path: Path) -> None:
+    file = path / TRAINER_STATE
+    if not file.is_file():
+        raise ValueError(f"resume_from {path}: no {TRAINER_STATE}; pass an epoch checkpoint (epoch_NNN) of a training "
+                         "run")
+    try:
+        state = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deeply
+        state = None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), int) for k in _TRAINER_STATE_KEYS):
+        raise ValueError(f"resume_from {path}: {TRAINER_STATE} is not an object of integer "
+                         f"{', '.join(_TRAINER_STATE_KEYS)}; resume from an earlier epoch's checkpoint")
 
 
 def _model_shape(name: str, path: Path | str) -> tuple[int, int, int]:
