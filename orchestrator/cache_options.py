@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 from trainables import storage
 from trainables.model.config import CACHE_DTYPES
 from trainables.model.source import resolve_model
+from trainables.options import check_finite
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class CacheBuildOptions:
         for name in ("rows_per_shard", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        check_finite(self)
         if self.gpus_per_worker is not None and self.gpus_per_worker < 0:
             raise ValueError(f"gpus_per_worker={self.gpus_per_worker} must be >= 0 (0 = CPU)")
         if self.cpus_per_worker is not None and self.cpus_per_worker < 1:

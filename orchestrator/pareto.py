@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from trainables.options import check_finite
 from trainables.speed.reliability import is_reliable
 
 Row = dict[str, Any]
@@ -56,6 +57,9 @@ class Budget:
     """Smallest speedup over the teacher (`credited_speedup`: an unreliable measurement counts up to its bound)."""
     max_state_bytes_per_token: float | None = None
     """Largest ``state_bytes_per_token``: bytes of one passage token's cached state (values + int8 scales)."""
+
+    def __post_init__(self) -> None:
+        check_finite(self)
 
     def admits(self, row: Row) -> bool:
         return (

@@ -11,6 +11,8 @@ shaping the measured speed (`SPEED`). `fields_with` lists the fields of a role.
 """
 from __future__ import annotations
 
+import math
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -215,19 +217,26 @@ class TrainOptions:
         """Options from a YAML mapping of field names to values; errors name the file and the field."""
         path = Path(path)
         try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+            values = yaml.safe_load(text) or {}
         except OSError as err:
             raise ValueError(f"{path}: cannot read the options file ({err.strerror})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{path}: not UTF-8 text; save the options file as UTF-8") from None
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+            raise ValueError(f"{path}: not valid YAML{_yaml_where(err)}; write one 'name: value' per line, "
+                             "as `decouple train --help` names them") from None
         except RecursionError:
             raise ValueError(f"{path}: nested too deeply to read; write a flat mapping of names to values") from None
         if not isinstance(values, Mapping):
-            raise ValueError(f"{path}: expected a mapping of option names to values, got {type(values).__name__}")
+            raise ValueError(f"{path}: expected a mapping of option names to values, got {type(values).__name__}; "
+                             "write one 'name: value' per line")
         try:
             return cls.from_dict(values)
         except ValueError as err:
-            raise ValueError(f"{path}: {err}") from None
+            name = re.match(r"\w+", str(err))
+            line = _key_lines(text).get(name and name.group())
+            raise ValueError(f"{path}: {err}" + (f" (line {line})" if line else "")) from None
 
     def to_dict(self) -> dict:
         """Plain field -> value mapping (YAML/JSON-serialisable; `from_dict` round-trips it)."""
@@ -257,6 +266,21 @@ class TrainOptions:
         if self.mode == "student" and self.student_init == "teacher":
             return str(self.teacher)
         return self.model
+
+
+def _yaml_where(err: yaml.YAMLError) -> str:
+    """`` at line L column C (what is wrong)`` of a YAML syntax error, as far as PyYAML marks it."""
+    mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None)
+    where = f" at line {mark.line + 1} column {mark.column + 1}" if mark is not None else ""
+    return where + (f" ({problem})" if problem else "")
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """The line of each top-level key of a YAML mapping that has loaded already (so composing it succeeds)."""
+    node = yaml.compose(text)
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {key.value: key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}
 
 
 def fields_with(role: str) -> frozenset[str]:
@@ -335,7 +359,18 @@ PAIR_ONLY = ("eval_fraction",)
 """Options that mean nothing for QA."""
 
 
+def check_finite(options: object) -> None:
+    """`ValueError` naming the first float field of the dataclass ``options`` that is NaN or infinite: a range check
+    lets NaN through (every comparison with it is false), and no run can train, or a report rank, on it."""
+    for f in fields(options):
+        value = getattr(options, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            default = f" (the default is {f.default:g})" if isinstance(f.default, float) else ""
+            raise ValueError(f"{f.name}={value} is not a finite number; pass a number{default}")
+
+
 def _check_ranges(o: TrainOptions) -> None:
+    check_finite(o)
     at_least = {
         "split": 0, "compression_ratio": 1, "max_question_len": 3, "max_passage_len": 2, "doc_stride": 0,
         "eval_articles": 0, "compression_phase1_epochs": 0, "epochs": 1, "batch_size": 1, "eval_batch_size": 1,

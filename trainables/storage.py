@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -77,6 +78,23 @@ def read_bytes(location: str) -> bytes:
 
 def read_text(location: str) -> str:
     return read_bytes(location).decode("utf-8")
+
+
+def read_record(location: str, fix: str) -> dict:
+    """The JSON object in the file at ``location`` (one of our own records: sweep.json, teacher.json, a checkpoint's
+    metrics.json); a `ValueError` naming the file, the line and ``fix`` when it is not one."""
+    try:
+        value = json.loads(read_text(location))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{location}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}); "
+                         f"{fix}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{location}: not UTF-8 text; {fix}") from None
+    except RecursionError:
+        raise ValueError(f"{location}: JSON nested too deeply to read; {fix}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{location}: not a JSON object; {fix}")
+    return value
 
 
 def write_bytes(location: str, data: bytes) -> None:

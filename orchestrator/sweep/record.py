@@ -3,11 +3,11 @@ and `decouple report`."""
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Any
 
 from orchestrator.errors import UserError
-from trainables.storage import exists, join, read_text, write_text
+from trainables.storage import exists, join, read_record, write_text
 
 RECORD = "sweep.json"
 REFINE = "refine"
@@ -40,7 +40,20 @@ class SweepRecord:
 
     @classmethod
     def load(cls, folder: str) -> "SweepRecord":
+        """The record of the sweep in ``folder``; `UserError` (one line naming the file and the fix) when there is none
+        or it is not one `save` wrote."""
         path = join(str(folder), RECORD)
         if not exists(path):
             raise UserError(f"{folder}: no {RECORD}; pass the directory of a sweep started by `decouple sweep`")
-        return cls(**json.loads(read_text(path)))
+        fix = f"{RECORD} is written by `decouple sweep`: restore it, or start the sweep again under a new --name"
+        try:
+            values = read_record(path, fix)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+        names = {f.name: f for f in fields(cls)}
+        missing = [n for n, f in names.items() if f.default is MISSING and n not in values]
+        unknown = sorted(set(values) - set(names))
+        if missing or unknown:
+            what = f"lacks {', '.join(missing)}" if missing else f"has unknown fields {', '.join(unknown)}"
+            raise UserError(f"{path}: {what}; {fix}")
+        return cls(**values)

@@ -9,7 +9,7 @@ from orchestrator.errors import UserError
 from orchestrator.sweep.tuner import WORKER_CPUS
 from search_spaces.base import STUDENT_ONLY
 from trainables.options import TrainOptions
-from trainables.storage import exists, join, read_text, write_text
+from trainables.storage import exists, join, read_record, write_text
 from trainables.trial import ACCURACY_KEY
 from trainables.trial_reuse import teacher_key
 
@@ -33,7 +33,7 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
     key = teacher_key(options)
     folder = join(storage, "teachers", key)
     if exists(join(folder, TEACHER_RECORD)):
-        return json.loads(read_text(join(folder, TEACHER_RECORD)))
+        return _teacher_record(join(folder, TEACHER_RECORD), f"delete {folder} to train the teacher again")
     options = options.replace(output_dir=folder)
     print(f"[sweep] training the teacher {key} ({options.epochs} epochs on {options.data}) ...", flush=True)
     tracking = Tracking(tracking_uri, experiment, f"teacher-{key}", parent_run_id)
@@ -42,6 +42,18 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
               "mlflow_run_id": result.mlflow_run_id, "wall_s": result.wall_s, "train_s": result.train_s,
               "metrics": result.metrics}
     write_text(join(folder, TEACHER_RECORD), json.dumps(record, indent=1, default=str))
+    return record
+
+
+def _teacher_record(location: str, fix: str) -> dict[str, Any]:
+    """A trained teacher's record (teacher.json); `UserError` naming the file and ``fix`` when it is broken."""
+    try:
+        record = read_record(location, fix)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    lacking = [k for k in ("path", "accuracy", "key", "metrics") if k not in record]
+    if lacking:
+        raise UserError(f"{location}: lacks {', '.join(lacking)}; {fix}")
     return record
 
 
@@ -61,7 +73,11 @@ def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
             raise UserError(f"--teacher {path}: no metrics.json (not a `decouple train` checkpoint), so its score is "
                             "unknown; pass --eval-data for the sweep to score it there")
         return {"path": folder, "accuracy": None, "key": "given", "train_s": 0.0, "metrics": {}}
-    values = json.loads(read_text(metrics))
+    try:
+        values = read_record(metrics, "pass the checkpoint of a `decouple train` run, or --eval-data for the sweep to "
+                                      "score the teacher there")
+    except ValueError as err:
+        raise UserError(f"--teacher {path}: {err}") from None
     if ACCURACY_KEY not in values:
         raise UserError(f"--teacher {path}: metrics.json has no {ACCURACY_KEY!r}; evaluate it with `decouple train`")
     return {"path": folder, "accuracy": float(values[ACCURACY_KEY]), "key": "given", "train_s": 0.0,
