@@ -25,14 +25,16 @@ reader that knows the canonical types) reads them back as ``(rows, *shape)`` arr
 Every file is written under a temporary name and renamed into place (`write_shard`, `write_manifest`), so a crash
 leaves either the previous file or the new one, never half of one. A cache is only used when its manifest says it
 is complete and matches the model (`check_compatible`): a different model, split, ratio, dtype, tokenizer or
-windowing is refused with one line naming what differs.
+windowing is refused with one line naming what differs. A cache is self-contained: its manifest names only its own
+shard files, by name, and agrees with itself, or no reader (nor `cache verify`) takes it (`read_manifest`).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, field, replace
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,12 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 COMPRESSION = "zstd"
 _TMP_MARK = ".tmp-"
+_SHARD_NAME = re.compile(r"shard-[0-9]{5,}\.parquet")
+"""The only file names a manifest may list (`shard_name`)."""
+_FIELD_TYPES = {"str": str, "int": int}
+"""`ShardEntry`'s annotations (strings under ``from __future__ import annotations``) as the types JSON reads back."""
+_IDENTITY_TYPES = {"weights_sha256": str, "hf_config": dict, "decoupled": dict, "sha256": str}
+"""`model_identity`'s entries, as readers use them."""
 ARROW_STATE_TYPES = {"fp32": pa.float32(), "fp16": pa.float16(), "int8": pa.int8()}
 # HF config keys that describe how a checkpoint was saved or run, not what it computes.
 _VOLATILE_CONFIG_KEYS = {
@@ -187,7 +195,8 @@ def shard_index(name: str) -> int:
 
 
 def read_manifest(cache_dir: str | Path) -> Manifest:
-    """The manifest of ``cache_dir``; `CacheError` when it is missing, malformed or of another format."""
+    """The manifest of ``cache_dir``; `CacheError` when it is missing, malformed, of another format, lists a file
+    that is not one of the cache's own shards, or contradicts itself (`_contradiction`)."""
     folder = Path(cache_dir)
     if not folder.is_dir():
         what = "is a file, not a cache directory" if folder.exists() else "no such directory"
@@ -209,9 +218,43 @@ def read_manifest(cache_dir: str | Path) -> Manifest:
     data.pop("shapes", None)
     try:
         shards = [ShardEntry(**entry) for entry in data.pop("shards")]
-        return Manifest(**data, shards=shards)
+        manifest = Manifest(**data, shards=shards)
     except (TypeError, KeyError) as err:
         raise CacheError(f"{path}: fields do not match the manifest layout ({err}); rebuild the cache") from None
+    problem = _shard_entry_problem(manifest) or _contradiction(manifest)
+    if problem:
+        raise CacheError(f"{path}: {problem}")
+    return manifest
+
+
+def _shard_entry_problem(manifest: Manifest) -> str | None:
+    """What is wrong with the shard entries: a cache is self-contained, so each names one of its own shard files by
+    the name the build gives it (never a path that could lead outside the cache directory)."""
+    for entry in manifest.shards:
+        if not isinstance(entry.file, str) or not _SHARD_NAME.fullmatch(entry.file):
+            return (f"shard entry {entry.file!r} is not a shard file of this cache (shard-NNNNN.parquet, beside the "
+                    "manifest); rebuild the cache into an empty directory")
+        wrong = [f.name for f in fields(ShardEntry) if type(getattr(entry, f.name)) is not _FIELD_TYPES[f.type]]
+        if wrong:
+            return (f"shard entry {entry.file!r} has {', '.join(wrong)} of the wrong type; rebuild the cache into an "
+                    "empty directory")
+    return None
+
+
+def _contradiction(manifest: Manifest) -> str | None:
+    """Where the manifest disagrees with itself: its split, ratio and dtype against its own model identity's
+    decoupling config (a cache every reader would refuse, naming the wrong side). An identity without a decoupling
+    config has nothing to contradict; a reader refuses it when it compares (`check_compatible`)."""
+    if not isinstance(manifest.model, dict):
+        return "model is not an object (the model identity); rebuild the cache into an empty directory"
+    decoupled = manifest.model.get("decoupled")
+    if not isinstance(decoupled, dict):
+        return None
+    for key in ("split", "compression_ratio", "cache_dtype"):
+        if getattr(manifest, key) != decoupled.get(key):
+            return (f"{key}={getattr(manifest, key)!r} but its model identity says {key}={decoupled.get(key)!r} "
+                    "(model.decoupled); the manifest contradicts itself: rebuild the cache into an empty directory")
+    return None
 
 
 def write_manifest(cache_dir: str | Path, manifest: Manifest) -> None:
@@ -236,6 +279,10 @@ def check_compatible(manifest: Manifest, cache_dir: str | Path, identity: dict, 
     checked when given. Incomplete caches are refused too.
     """
     where = f"cache {cache_dir}"
+    lacking = [k for k, t in _IDENTITY_TYPES.items() if not isinstance(manifest.model.get(k), t)]
+    if lacking:
+        raise CacheError(f"{where}: its manifest's model identity lacks {', '.join(lacking)}; rebuild the cache with "
+                         "`decouple cache build` into an empty directory")
     if not manifest.complete:
         raise CacheError(f"{where} is incomplete ({len(manifest.shards)} of {manifest.num_shards} shards); rerun "
                          "`decouple cache build` with the same arguments to finish it")

@@ -1,0 +1,174 @@
+"""Passage caches under hostile conditions, through the real CLI (issue 34): a manifest that names files outside its
+cache or contradicts itself.
+
+The builds here encode in this process (`encode_here`) instead of on Ray Data actors: what is tested is what the
+driver does around the encoding (the manifest, the lock, what it writes), and the real pipeline is test_cache's.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+from orchestrator.cli import main
+from trainables.cache.format import MANIFEST
+from trainables.model.config import DecoupledConfig
+from trainables.model.decoupled import DecoupledModel
+
+DATA = "synthetic:articles=2"  # 8 passages
+Q, P, STRIDE, ROWS_PER_SHARD = 16, 48, 16, 8
+FIX = "rebuild the cache into an empty directory"
+
+
+@pytest.fixture(autouse=True)
+def one_line_errors(monkeypatch):
+    monkeypatch.delenv("DECOUPLE_DEBUG", raising=False)  # the debug switch re-raises with a traceback
+
+
+def encode_here(plan, rows, options, identity_sha256, blocks):
+    """`orchestrator.cache_build.encode_rows` without Ray: the same `PassageEncoder` call, in this process."""
+    from trainables.cache.encoder import PassageEncoder, load_model
+
+    encoder = PassageEncoder.__new__(PassageEncoder)  # its __init__ asks Ray for the actor's GPUs
+    encoder.device, encoder.model = torch.device("cpu"), load_model(options.model, options.model_overrides()).eval()
+    for lo in range(0, len(rows), options.batch_size):
+        part = rows[lo:lo + options.batch_size]
+        yield encoder({"row": part, "input_ids": plan.input_ids[part], "length": plan.lengths[part]})
+
+
+def without_ray(patch) -> None:
+    patch.setattr("orchestrator.cache_build.encode_rows", encode_here)
+    patch.setattr("orchestrator.cache_build.ray_session", lambda *a, **k: contextlib.nullcontext())
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer) -> Path:
+    path = tmp_path_factory.mktemp("model")
+    torch.manual_seed(0)
+    hf_config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
+                                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    model = DecoupledModel.from_hf_config(hf_config, DecoupledConfig(split=1, max_question_len=Q))
+    model.tokenizer = tokenizer
+    model.save_pretrained(path)
+    return path
+
+
+def build_args(model_dir: Path, out: Path) -> list[str]:
+    return ["cache", "build", "--model", str(model_dir), "--data", DATA, "--out", str(out), "--rows-per-shard",
+            str(ROWS_PER_SHARD), "--batch-size", "8", "--max-passage-len", str(P), "--doc-stride", str(STRIDE)]
+
+
+@pytest.fixture(scope="module")
+def built(model_dir, tmp_path_factory) -> Path:
+    """A finished 4-shard cache, built once through the CLI."""
+    out = tmp_path_factory.mktemp("built") / "cache"
+    with pytest.MonkeyPatch.context() as patch:
+        without_ray(patch)
+        assert main(build_args(model_dir, out)) == 0
+    return out
+
+
+@pytest.fixture
+def cli(capsys, caplog):
+    """Run ``decouple ARGS`` in this process; returns (exit code, stdout, stderr), never with a traceback."""
+    def call(*argv: str) -> tuple[int, str, str]:
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err
+        return code, out, err
+
+    return call
+
+
+def refused(cli, *argv: str) -> str:
+    """The one error line of a command that must exit 2, without its ``decouple <command>: error:`` prefix. Before it
+    may come only the command's own ``[command] using ...`` lines (eval says which settings it took from where)."""
+    code, _, err = cli(*argv)
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith(f"[{argv[0]}] using ")]
+    assert code == 2 and len(lines) == 1, err
+    prefix = f"decouple {argv[0]}: error: "
+    assert lines[0].startswith(prefix)
+    return lines[0].removeprefix(prefix)
+
+
+def tree(folder: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``folder`` with its inode and modification time: unchanged when nothing was written."""
+    return {str(p.relative_to(folder)): (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(folder.rglob("*"))}
+
+
+def edited_copy(built: Path, target: Path, edit) -> Path:
+    """A copy of the cache whose manifest ``edit`` (a function of its JSON object) changed."""
+    shutil.copytree(built, target)
+    manifest = json.loads((target / MANIFEST).read_text())
+    edit(manifest)
+    (target / MANIFEST).write_text(json.dumps(manifest))
+    return target
+
+
+def readers(model_dir: Path, cache: Path) -> list[list[str]]:
+    """Every command that reads a cache, pointed at ``cache``."""
+    return [["cache", "verify", str(cache)],
+            ["eval", "--model", str(model_dir), "--data", DATA, "--cache", str(cache)],
+            ["answer", "--model", str(model_dir), "--cache", str(cache), "--question", "Who?"],
+            build_args(model_dir, cache)]
+
+
+# ---- a cache is self-contained ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["{outside}", "../outside.parquet", "sub/shard-00001.parquet", "shard-1.parquet",
+                                  "notes.parquet"])
+def test_a_shard_entry_outside_the_cache_is_refused_by_every_reader(cli, built, model_dir, tmp_path, name):
+    """Before: an absolute shard path outside the cache passed `cache verify` ('ok'), `eval --cache` read that
+    outside file, and a re-run of the build failed with "invalid literal for int()"."""
+    outside = tmp_path / "outside.parquet"
+    shutil.copy(built / "shard-00001.parquet", outside)
+    name = name.format(outside=outside)
+
+    def point_outside(manifest: dict) -> None:
+        manifest["shards"][1]["file"] = name  # size and sha256 still match the file it names
+
+    cache = edited_copy(built, tmp_path / "cache", point_outside)
+    before = tree(tmp_path)
+    for argv in readers(model_dir, cache):
+        assert refused(cli, *argv) == (f"{cache}/{MANIFEST}: shard entry {name!r} is not a shard file of this cache "
+                                       f"(shard-NNNNN.parquet, beside the manifest); {FIX}")
+    assert tree(tmp_path) == before
+
+
+def test_a_shard_entry_of_the_wrong_type_is_refused(cli, built, tmp_path):
+    cache = edited_copy(built, tmp_path / "cache", lambda m: m["shards"][0].update(rows="8"))
+    assert refused(cli, "cache", "verify", str(cache)) == (
+        f"{cache}/{MANIFEST}: shard entry 'shard-00000.parquet' has rows of the wrong type; {FIX}")
+
+
+@pytest.mark.parametrize("key, value", [("split", 2), ("compression_ratio", 2), ("cache_dtype", "int8")])
+def test_a_manifest_that_contradicts_itself_is_refused(cli, built, model_dir, tmp_path, key, value):
+    """Before: `cache verify` said 'ok' for a top-level split that contradicts the manifest's own model identity,
+    a cache every reader then refused, naming the model as the culprit."""
+    cache = edited_copy(built, tmp_path / "cache", lambda m: m.update({key: value}))
+    before = tree(tmp_path)
+    model_value = json.loads((built / MANIFEST).read_text())["model"]["decoupled"][key]
+    for argv in readers(model_dir, cache):
+        assert refused(cli, *argv) == (
+            f"{cache}/{MANIFEST}: {key}={value!r} but its model identity says {key}={model_value!r} "
+            f"(model.decoupled); the manifest contradicts itself: {FIX}")
+    assert tree(tmp_path) == before
+
+
+def test_a_model_identity_without_its_parts_is_refused_by_readers(cli, built, model_dir, tmp_path):
+    cache = edited_copy(built, tmp_path / "cache", lambda m: m["model"].pop("hf_config"))
+    assert refused(cli, "eval", "--model", str(model_dir), "--data", DATA, "--cache", str(cache)) == (
+        f"cache {cache}: its manifest's model identity lacks hf_config; rebuild the cache with `decouple cache "
+        "build` into an empty directory")
+    cache = edited_copy(built, tmp_path / "other", lambda m: m.update(model="m"))
+    assert refused(cli, "cache", "verify", str(cache)) == (
+        f"{cache}/{MANIFEST}: model is not an object (the model identity); {FIX}")
+
+
+def test_the_built_cache_verifies(cli, built):
+    code, out, _ = cli("cache", "verify", str(built))
+    assert code == 0 and f"{built}: ok: 4 shards" in out
