@@ -5,8 +5,11 @@ Design. The driver loads the model once (for its identity and tokenizer), reads 
 exactly the call evaluation uses (`trainables.cache.plan`), so ``(passage_id, window)`` keys match the evaluation
 features; shard ``i`` holds plan rows ``[i*N, (i+1)*N)``.
 
-Before encoding, the driver writes (or re-reads) ``manifest.json``. A shard already listed there whose file has the
-recorded sha256 is kept; every other shard is *missing*. Only the missing shards' windows go through Ray Data:
+The build holds ``--out`` under a lock (`trainables.cache.assembly.build_lock`): a second build into it meanwhile is
+refused in one line. Before encoding, the driver re-reads ``manifest.json``. A shard already listed there whose file
+has the recorded sha256 is kept; every other shard is *missing*. A cache with none missing is left as it is (its
+rerun writes nothing, so it works on a read-only disk); otherwise the manifest is written, and only the missing
+shards' windows go through Ray Data:
 ``from_items`` -> ``map_batches(PassageEncoder)`` on an ``ActorPoolStrategy`` pool, where each actor loads the model
 once and runs ``encode_passage`` (lower layers -> compression -> quantization) on batches of windows, on a GPU when
 the actor has one. The driver consumes the encoded batches with ``iter_batches`` in whatever order they finish,
@@ -32,7 +35,8 @@ from orchestrator.cache_options import CacheBuildOptions
 from orchestrator.console import quiet_ray_data, worker_env
 from orchestrator.progress import Progress
 from orchestrator.ray_session import ray_session
-from trainables.cache.assembly import fresh_manifest, missing_rows, resume, write_shards
+from trainables import storage
+from trainables.cache.assembly import build_lock, fresh_manifest, missing_rows, resume, write_shards
 from trainables.cache.encoder import PassageEncoder, absolute_model, check_reproducible, load_model
 from trainables.cache.format import CacheError, Manifest, ShardEntry, model_identity, tokenizer_sha256, write_manifest
 from trainables.cache.plan import Plan, load_passages, plan_windows
@@ -133,16 +137,19 @@ def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], 
     options, _ = options.settled()
     plan, fresh, report = _prepare(options, show_progress)
     out = Path(options.out)
-    manifest = resume(out, fresh)
-    write_manifest(out, manifest)
-    missing = missing_rows(manifest, len(plan))
-    started = time.perf_counter()
-    if len(missing):
-        with ray_session(options.ray_address, dashboard=False, num_cpus=os.cpu_count()):
-            blocks = manifest.num_shards - len(manifest.shards)
-            batches = encode_rows(plan, missing, options, manifest.model["sha256"], blocks)
-            manifest = write_shards(plan, batches, manifest, out, progress)
-    seconds = time.perf_counter() - started if len(missing) else 0.0
+    out.mkdir(parents=True, exist_ok=True)
+    with build_lock(out):
+        manifest = resume(out, fresh)
+        missing = missing_rows(manifest, len(plan))
+        started = time.perf_counter()
+        if len(missing):  # a finished cache is left as it is: its rerun writes nothing, on a read-only disk too
+            storage.check_writable(out, options.out, "out")
+            write_manifest(out, manifest)
+            with ray_session(options.ray_address, dashboard=False, num_cpus=os.cpu_count()):
+                blocks = manifest.num_shards - len(manifest.shards)
+                batches = encode_rows(plan, missing, options, manifest.model["sha256"], blocks)
+                manifest = write_shards(plan, batches, manifest, out, progress)
+        seconds = time.perf_counter() - started if len(missing) else 0.0
     if not manifest.complete:
         raise CacheError(f"cache {out}: the pipeline ended with {len(manifest.shards)} of {manifest.num_shards} "
                          "shards written; rerun the same command to finish it")

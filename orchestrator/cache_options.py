@@ -3,6 +3,7 @@ that the command's flags are made from it without importing Ray, torch or transf
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from trainables import storage
 from trainables.model.config import CACHE_DTYPES
@@ -69,7 +70,8 @@ class CacheBuildOptions:
                              f"{self.max_passage_len - 2}")
         if self.cache_dtype is not None and self.cache_dtype not in CACHE_DTYPES:
             raise ValueError(f"cache_dtype={self.cache_dtype!r} is unknown; use one of {', '.join(CACHE_DTYPES)}")
-        storage.check_directory_target(self.out, "out")
+        if not _holds_finished_cache(self.out):  # a finished cache's rerun may write nothing (`build_cache` decides)
+            storage.check_directory_target(self.out, "out")
 
     def settled(self) -> tuple["CacheBuildOptions", str | None]:
         """These options with the windows left unset taken from the model's training settings, else the defaults;
@@ -87,3 +89,15 @@ class CacheBuildOptions:
         """DecoupledConfig fields to replace when loading the checkpoint."""
         fields = ("split", "compression_ratio", "cache_dtype")
         return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+
+
+def _holds_finished_cache(out: str) -> bool:
+    """Whether the directory ``out`` holds a cache whose manifest says it is complete."""
+    if storage.is_uri(out) or not Path(out).expanduser().is_dir():
+        return False
+    from trainables.cache.format import CacheError, read_manifest  # torch and pyarrow: only for an existing directory
+
+    try:
+        return read_manifest(Path(out).expanduser()).complete
+    except CacheError:
+        return False

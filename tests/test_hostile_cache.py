@@ -1,5 +1,5 @@
 """Passage caches under hostile conditions, through the real CLI (issue 34): a manifest that names files outside its
-cache or contradicts itself.
+cache or contradicts itself, a finished cache re-run (on a read-only disk too), two builds into one --out.
 
 The builds here encode in this process (`encode_here`) instead of on Ray Data actors: what is tested is what the
 driver does around the encoding (the manifest, the lock, what it writes), and the real pipeline is test_cache's.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,79 @@ def test_a_model_identity_without_its_parts_is_refused_by_readers(cli, built, mo
 def test_the_built_cache_verifies(cli, built):
     code, out, _ = cli("cache", "verify", str(built))
     assert code == 0 and f"{built}: ok: 4 shards" in out
+
+
+# ---- a finished cache's re-run writes nothing ------------------------------------------------------------------------
+def test_a_rerun_of_a_finished_cache_writes_nothing(cli, built, model_dir, tmp_path, monkeypatch):
+    """Before: it rewrote manifest.json."""
+    without_ray(monkeypatch)
+    cache = tmp_path / "cache"
+    shutil.copytree(built, cache)
+    before = tree(cache)
+    code, out, _ = cli(*build_args(model_dir, cache))
+    assert code == 0 and "in 4 shards (0 written, 4 kept)" in out
+    assert tree(cache) == before
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """A small tmpfs mounted for the test, and a function that remounts it read-only (root in a sandbox may mount;
+    elsewhere the test is skipped)."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a file system here: {mounted.stderr.decode().strip()}")
+    yield folder, lambda: subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_finished_cache_on_a_read_only_disk_reruns_without_writing(cli, built, model_dir, tmpfs, monkeypatch):
+    """Before: the re-run rewrote manifest.json and died on 'Read-only file system'; since the early writability
+    check, it was refused as a read-only --out although it had nothing to write."""
+    without_ray(monkeypatch)
+    disk, read_only = tmpfs
+    shutil.copytree(built, disk / "cache")
+    shutil.copytree(built, disk / "unfinished")
+    manifest = json.loads((disk / "unfinished" / MANIFEST).read_text())
+    manifest["shards"], manifest["complete"] = manifest["shards"][:2], False
+    (disk / "unfinished" / MANIFEST).write_text(json.dumps(manifest))
+    shutil.copytree(built, disk / "damaged")
+    (disk / "damaged" / "shard-00002.parquet").write_bytes(b"PAR1 damaged")
+    read_only()
+    before = tree(disk)
+    code, out, _ = cli(*build_args(model_dir, disk / "cache"))
+    assert code == 0 and "in 4 shards (0 written, 4 kept)" in out
+    for name in ("unfinished", "damaged"):  # these have shards to write: refused in one line, before any encoding
+        assert refused(cli, *build_args(model_dir, disk / name)) == (
+            f"out='{disk / name}': cannot write there: a read-only file system or no permission; pass a writable "
+            "location")
+    assert tree(disk) == before
+
+
+# ---- two builds into one --out ---------------------------------------------------------------------------------------
+def test_a_second_build_into_the_same_out_is_refused_while_the_first_runs(cli, capsys, model_dir, tmp_path,
+                                                                          monkeypatch):
+    """Before: both encoded every shard, and each deleted the other's temporary files as stale."""
+    out, second = tmp_path / "cache", {}
+
+    def encode_and_meanwhile_start_another(*args):
+        batches = encode_here(*args)
+        yield next(batches)  # the first build is under way: its manifest is written, a shard may be in flight
+        capsys.readouterr()
+        before = tree(out)
+        second["code"] = main(build_args(model_dir, out))
+        second["out"], second["err"] = capsys.readouterr()
+        second["untouched"] = tree(out) == before
+        yield from batches
+
+    monkeypatch.setattr("orchestrator.cache_build.encode_rows", encode_and_meanwhile_start_another)
+    monkeypatch.setattr("orchestrator.cache_build.ray_session", lambda *a, **k: contextlib.nullcontext())
+    code, _, _ = cli(*build_args(model_dir, out))
+    assert code == 0
+    assert second["code"] == 2 and "Traceback" not in second["err"] and second["err"].splitlines() == [
+        f"decouple cache: error: --out {out}: another `decouple cache build` is writing this cache now; wait for it to "
+        "end, then rerun this command to finish or reuse what it wrote"]
+    assert second["untouched"]
+    code, verified, _ = cli("cache", "verify", str(out))
+    assert code == 0 and ": ok: 4 shards" in verified

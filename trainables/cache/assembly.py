@@ -4,10 +4,13 @@ shards in flight. A rerun of the same build keeps every intact shard (`resume`) 
 (`missing_rows`).
 
 Files under the cache directory: ``manifest.json`` (`trainables.cache.format.Manifest`) and
-``shard-XXXXX.parquet`` (`trainables.cache.format.shard_schema`).
+``shard-XXXXX.parquet`` (`trainables.cache.format.shard_schema`); a build holds the directory (`build_lock`).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
@@ -90,9 +93,30 @@ def fresh_manifest(model: DecoupledModel, identity: dict, tokenizer_digest: str,
     )
 
 
+@contextlib.contextmanager
+def build_lock(out: Path) -> Iterator[None]:
+    """Hold the existing cache directory ``out`` for one build: an exclusive lock on the directory itself, released
+    when the block ends or the process dies. A second build into it meanwhile is refused in one line, instead of both
+    encoding every shard and each deleting the other's temporaries. Taking it writes nothing, so a finished cache on a
+    read-only disk re-runs without writing; on a file system that cannot lock a directory (some network mounts) the
+    build runs unguarded, as every build did before the lock."""
+    handle = os.open(out, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CacheError(f"--out {out}: another `decouple cache build` is writing this cache now; wait for it to "
+                             "end, then rerun this command to finish or reuse what it wrote") from None
+        except OSError:
+            pass  # no directory locks here: unguarded
+        yield
+    finally:
+        os.close(handle)
+
+
 def resume(out: Path, fresh: Manifest) -> Manifest:
-    """The manifest to continue from: ``fresh`` plus every intact shard an earlier run of the same build wrote."""
-    out.mkdir(parents=True, exist_ok=True)
+    """The manifest to continue from: ``fresh`` plus every intact shard an earlier run of the same build wrote. Writes
+    nothing but the removal of a crashed build's temporaries; the caller holds `build_lock`."""
     remove_stale_temporaries(out)
     if not (out / MANIFEST).is_file():
         if any(out.iterdir()):
