@@ -7,7 +7,10 @@ when the command runs, so ``decouple --help`` stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from trainables.cache.reader import CachedAnswer
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,11 @@ class AnswerOptions:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
 
 
-def answer(options: AnswerOptions):
+def answer(options: AnswerOptions) -> tuple[CachedAnswer, str | None]:
     """Open the cache, load the model with the cache's decoupling settings, check they match, answer.
 
-    Returns ``trainables.cache.reader.CachedAnswer``.
+    Returns ``trainables.cache.reader.CachedAnswer`` and, when the question is longer than the model's question
+    length and so was cut, the one line that says so (else None).
     """
     from trainables.cache.reader import PassageCache, answer_from_cache
     from trainables.model.decoupled import load_decoupled
@@ -54,9 +58,23 @@ def answer(options: AnswerOptions):
     cache.keys(options.passage_id)  # an unknown passage fails before the model loads
     model = load_decoupled(options.model, **cache.model_overrides())
     cache.check_model(model)
-    return answer_from_cache(model, cache, options.question, passage_id=options.passage_id,
-                             batch_size=options.batch_size, n_best=options.n_best,
-                             max_answer_len=options.max_answer_len, device=options.device)
+    result = answer_from_cache(model, cache, options.question, passage_id=options.passage_id,
+                               batch_size=options.batch_size, n_best=options.n_best,
+                               max_answer_len=options.max_answer_len, device=options.device)
+    return result, cut_question_line(model.tokenizer, options.question, model.config.max_question_len)
+
+
+def cut_question_line(tokenizer, question: str, max_question_len: int) -> str | None:
+    """The line saying that ``question`` has more tokens than the model's question length fits, so only its first
+    tokens were read; None when it fits."""
+    from trainables.cache.reader import question_ids
+    from trainables.data.qa_features import question_room
+
+    tokens, room = len(question_ids(tokenizer, question)), question_room(max_question_len)
+    if tokens <= room:
+        return None
+    return (f"note: the question has {tokens} tokens but the model's max_question_len = {max_question_len} fits "
+            f"{room}; only its first {room} were read: shorten the question")
 
 
 def settings_line(options: AnswerOptions) -> str:

@@ -47,9 +47,8 @@ def without_ray(patch) -> None:
     patch.setattr("orchestrator.cache_build.ray_session", lambda *a, **k: contextlib.nullcontext())
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory, tokenizer) -> Path:
-    path = tmp_path_factory.mktemp("model")
+def save_tiny_model(path: Path, tokenizer) -> Path:
+    """A random split-1 QA student (3 layers, 32 wide, Q = 16) saved with the MiniLM tokenizer."""
     torch.manual_seed(0)
     hf_config = transformers.BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=3,
                                         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
@@ -64,14 +63,22 @@ def build_args(model_dir: Path, out: Path) -> list[str]:
             str(ROWS_PER_SHARD), "--batch-size", "8", "--max-passage-len", str(P), "--doc-stride", str(STRIDE)]
 
 
-@pytest.fixture(scope="module")
-def built(model_dir, tmp_path_factory) -> Path:
-    """A finished 4-shard cache, built once through the CLI."""
-    out = tmp_path_factory.mktemp("built") / "cache"
+def build(model_dir: Path, out: Path) -> Path:
+    """A finished 4-shard cache of `DATA` by ``model_dir`` in ``out``, built through the CLI."""
     with pytest.MonkeyPatch.context() as patch:
         without_ray(patch)
         assert main(build_args(model_dir, out)) == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, tokenizer) -> Path:
+    return save_tiny_model(tmp_path_factory.mktemp("model"), tokenizer)
+
+
+@pytest.fixture(scope="module")
+def built(model_dir, tmp_path_factory) -> Path:
+    return build(model_dir, tmp_path_factory.mktemp("built") / "cache")
 
 
 @pytest.fixture

@@ -20,8 +20,10 @@ def run(args: argparse.Namespace) -> int:
     from orchestrator.answer import answer, settings_line
 
     options = AnswerOptions(**given_options(args, AnswerOptions))
-    result = answer(options)
+    result, cut = answer(options)
     print(f"[answer] {settings_line(options)}", file=sys.stderr, flush=True)
+    if cut:
+        print(f"[answer] {cut}", file=sys.stderr, flush=True)
     if args.json:
         record = asdict(result)
         record["score"] = record["score"] if math.isfinite(record["score"]) else None

@@ -32,6 +32,7 @@ from trainables.cache.format import (
     tokenizer_sha256,
 )
 from trainables.data.features import QAFeatures
+from trainables.data.qa_features import question_room
 from trainables.metrics.evaluation import PassageStatesFn
 from trainables.metrics.span_decoding import best_window_spans
 from trainables.model.decoupled import DecoupledModel, PassageStates
@@ -252,9 +253,15 @@ class CachedAnswer:
     char_end: int
 
 
+def question_ids(tokenizer, question: str) -> list[int]:
+    """The question's token ids, without special tokens and uncut."""
+    return tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"]
+
+
 def question_tensors(tokenizer, question: str, max_question_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[CLS] q [SEP]`` padded to Q as in ``trainables.data.qa_features``: ids (1, Q) and mask (1, Q), int64."""
-    ids = tokenizer(question, add_special_tokens=False, verbose=False)["input_ids"][: max_question_len - 2]
+    """``[CLS] q [SEP]`` padded to Q as in ``trainables.data.qa_features``, the question cut to fit (`question_room`):
+    ids (1, Q) and mask (1, Q), int64."""
+    ids = question_ids(tokenizer, question)[: question_room(max_question_len)]
     ids = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
     pad = max_question_len - len(ids)
     return (torch.tensor([ids + [tokenizer.pad_token_id] * pad]),

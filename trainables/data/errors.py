@@ -36,18 +36,20 @@ class LoadReport:
     skipped: int = 0
     """Examples dropped because of a problem; each has a line in ``problems``."""
     problems: list[str] = field(default_factory=list)
-    """One line per skipped example or repaired example, in input order."""
+    """One line per skipped or repaired example, in input order; one line for a whole kind of repair (questions
+    cut to the model's length)."""
     warnings: int = 0
-    """Examples kept after a repair (e.g. a truncated question); each has a line in ``problems``."""
+    """Examples kept after a repair (e.g. a truncated question); each is named or counted in ``problems``."""
 
     def skip(self, line: str) -> None:
         """Record a skipped example (side effect: logs ``line`` at WARNING)."""
         self.skipped += 1
         self._add(line)
 
-    def warn(self, line: str) -> None:
-        """Record a kept-but-repaired example (side effect: logs ``line`` at WARNING)."""
-        self.warnings += 1
+    def warn(self, line: str, examples: int = 1) -> None:
+        """Record kept-but-repaired examples, ``examples`` of them sharing the one ``line`` (side effect: logs it at
+        WARNING)."""
+        self.warnings += examples
         self._add(line)
 
     def note(self, line: str) -> None:

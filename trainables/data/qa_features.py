@@ -54,8 +54,9 @@ def build_qa_features(examples: list[QAExample], tokenizer, *, max_question_len:
                       doc_stride: int, source: str = "") -> tuple[QAFeatures, LoadReport]:
     """One row per (question, window) of its context; returns the features and a report of kept/skipped examples.
 
-    An empty question is skipped, an over-long one truncated to ``max_question_len`` (both reported with the
-    example id and field ``question``); an answer that no window holds wholly is reported on ``answers[0]``.
+    An empty question is skipped (reported with the example id and field ``question``); over-long ones are truncated
+    to ``max_question_len`` and reported in one line (naming the question, or counting them); an answer that no
+    window holds wholly is reported on ``answers[0]``.
     ``QAFeatures.examples`` are the kept examples (``example_index`` points into them); ``QAFeatures.windows``
     holds each distinct ``(passage_id, window)`` once, in first-appearance order.
     """
@@ -115,12 +116,20 @@ def _windows(passage_id: str, ids: list[int], offsets: list[tuple[int, int]], se
     ]
 
 
+def question_room(max_question_len: int) -> int:
+    """Question tokens that fit in a question segment of ``max_question_len``: all but the classifier token and the
+    separator."""
+    return max_question_len - 2
+
+
 def _question_tokens(examples: list[QAExample], tokenizer, max_question_len: int,
                      report: LoadReport) -> list[list[int] | None]:
-    """Question token ids (no special tokens) per example, truncated to fit; ``None`` for a skipped example."""
-    room = max_question_len - 2
+    """Question token ids (no special tokens) per example, cut to fit; ``None`` for a skipped example. The questions
+    cut share one cause and one fix, so they are reported in one line (`_cut_line`)."""
+    room = question_room(max_question_len)
     encoded = _encode(tokenizer, [ex.question for ex in examples])["input_ids"]
     questions: list[list[int] | None] = []
+    cut: list[tuple[int, str]] = []  # (tokens, example id) per question cut
     for example, ids in zip(examples, encoded):
         if not ids:
             report.skip(problem_line(report.source, example.id, "question",
@@ -128,12 +137,25 @@ def _question_tokens(examples: list[QAExample], tokenizer, max_question_len: int
             questions.append(None)
             continue
         if len(ids) > room:
-            report.warn(problem_line(report.source, example.id, "question",
-                                     f"has {len(ids)} tokens but max_question_len = {max_question_len} fits "
-                                     f"{room}; truncated: raise max_question_len or shorten the question"))
-            ids = ids[:room]
-        questions.append(ids)
+            cut.append((len(ids), example.id))
+        questions.append(ids[:room])
+    if cut:
+        report.warn(_cut_line(report.source, cut, max_question_len), examples=len(cut))
     return questions
+
+
+def _cut_line(source: str, cut: list[tuple[int, str]], max_question_len: int) -> str:
+    """One line for every question cut to ``max_question_len``: the question when one was, else how many and the
+    longest."""
+    room = question_room(max_question_len)
+    tokens, example_id = max(cut)
+    if len(cut) == 1:
+        return problem_line(source, example_id, "question", f"has {tokens} tokens but max_question_len = "
+                            f"{max_question_len} fits {room}; truncated: raise max_question_len or shorten the "
+                            "question")
+    return (f"{source}: {len(cut)} questions have more tokens than max_question_len = {max_question_len} fits "
+            f"({room}), the longest {tokens} (example {example_id}); truncated: raise max_question_len or shorten the "
+            "questions")
 
 
 def _add_rows(rows: _Rows, example: QAExample, question: list[int], windows: list[PassageWindow],
