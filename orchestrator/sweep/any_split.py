@@ -10,7 +10,7 @@ from typing import Any
 from search_spaces.base import Target
 from trainables.model.config import format_splits
 from trainables.options import TrainOptions
-from trainables.storage import exists, join, read_text, write_text
+from trainables.storage import exists, join, read_record, write_text
 from trainables.trial_reuse import student_key
 
 STUDENT_RECORD = "student.json"
@@ -34,7 +34,7 @@ def ensure_student(base: dict[str, Any], storage: str, tracking_uri: str, experi
     key = student_key(options)
     folder = join(storage, "students", key)
     if exists(join(folder, STUDENT_RECORD)):
-        return json.loads(read_text(join(folder, STUDENT_RECORD)))
+        return read_record(join(folder, STUDENT_RECORD), f"delete {folder} to train the student again")
     options = options.replace(output_dir=folder)
     print(f"[sweep] training one any-split student {key} for splits {options.splits} ({options.epochs} epochs, "
           f"{options.splits_per_step} splits a step) ...", flush=True)
