@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from orchestrator.errors import UserError
+from orchestrator.interrupt import as_interrupted, stop_on_signals
 
 # name -> (module, one-line help). Order is the order shown in --help.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -55,7 +56,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(module_name)
             add_verbose(p)
             module.add_arguments(p)
-            p.set_defaults(_run=module.run)
+            p.set_defaults(_run=module.run, _kept=getattr(module, "kept", None))
     return parser
 
 
@@ -73,14 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 0
+    args._argv = argv
     try:
-        with console(args.verbose):  # the libraries' logs turned down unless --verbose (orchestrator.console)
+        # The libraries' logs turned down unless --verbose (orchestrator.console); SIGTERM stops as Ctrl-C does.
+        with console(args.verbose), stop_on_signals():
             return int(args._run(args) or 0)
     except (UserError, ValueError, FileNotFoundError) as err:
         if os.environ.get(DEBUG_ENV):
             raise
         print(f"decouple {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:  # SIGINT, or SIGTERM once Ray runs (orchestrator.interrupt)
+        stop = as_interrupted(err)
+        kept = args._kept(args) if args._kept else "nothing was kept; run the command again"
+        print(f"decouple {args.command}: interrupted ({stop}); {kept}", file=sys.stderr)
+        return stop.exit_code
 
 
 def one_line(err: BaseException) -> str:

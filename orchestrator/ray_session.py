@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 
 from orchestrator.console import ray_logging_level, worker_env
+from orchestrator.interrupt import stop_on_signals
 
 ADDRESS_ENV = "RAY_ADDRESS"
 LOCAL = "local"
@@ -86,7 +87,8 @@ def ray_session(address: str | None, *, dashboard: bool, num_cpus: int | None = 
 
     started = _start_ray(address, dashboard=dashboard, num_cpus=num_cpus)
     try:
-        yield
+        with stop_on_signals():  # after Ray's own handlers: SIGTERM ends the command as Ctrl-C does
+            yield
     finally:
         if started:
             ray.shutdown()

@@ -98,8 +98,14 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     from orchestrator.worker_cpus import default_worker_cpus, node_cpus
     from trainables.training.entry import train_loop_per_worker
 
+    class Trainer(TorchTrainer):
+        def _register_sigint_handler(self, controller) -> None:
+            """Ctrl-C stops the command as SIGTERM does (`orchestrator.interrupt`: the run is marked KILLED, the
+            last checkpoint and the resume command are named). Ray Train's own handler aborted the run and exited
+            1 without a word. (ray is pinned: this is the method its fit calls to install that handler.)"""
+
     cpus = options.cpus_per_worker or default_worker_cpus(node_cpus(), options.num_workers)
-    return TorchTrainer(
+    return Trainer(
         train_loop_per_worker,
         train_loop_config={"loop": loop},
         scaling_config=ray.train.ScalingConfig(num_workers=options.num_workers, use_gpu=options.use_gpu,

@@ -230,3 +230,29 @@ def test_commands_refuse_a_split_the_model_was_not_trained_at_in_one_line(comman
     assert err == [f"decouple {command[0]}: error: {named}split=2 is not one this model was trained at (splits 1); "
                    "use one of 1"]
     assert not (tmp_path / "cache").exists()  # refused before anything was written
+
+
+def test_split_zero_of_an_any_split_sweep_is_its_teacher_even_a_given_one():
+    """A given teacher (--teacher) has no key to match, so a split-0 trial trained a new full model; in a sweep with
+    an any-split student the curve's left end is the teacher its students distil from."""
+    from trainables.trial_reuse import reuses_teacher
+
+    given = {"path": "runs/teacher", "key": "given"}
+    teacher_trial = TrainOptions(task="pair")
+    assert not reuses_teacher(teacher_trial, given)  # a sweep of dedicated students trains split 0 with its budget
+    assert reuses_teacher(teacher_trial, given, student={"key": "k", "splits": [1, 2]})
+    assert not reuses_teacher(TrainOptions(mode="student", teacher="t", split=1), given, student={"key": "k"})
+
+
+def test_relative_data_paths_reach_the_trials_absolute(tmp_path, monkeypatch):
+    """Trials run in their own working directories: a relative --data reached them as given and was not found."""
+    import os
+
+    from orchestrator.sweep.runner import local_absolute
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.tsv").write_text("x\n")
+    assert local_absolute("data/train.tsv") == os.path.join(str(tmp_path), "data", "train.tsv")
+    for kept in ("synthetic:articles=4", "glue/mrpc", "s3://bucket/train.tsv", None):
+        assert local_absolute(kept) == kept

@@ -119,7 +119,7 @@ def speed_or_probe(options, context: TrialContext) -> tuple[dict[str, float], Ca
     cached = kept_speed(location)
     if cached is not None:
         return cached, None
-    if reuses_teacher(options, context.teacher) or reuses_student(options, context.student):
+    if reuses_teacher(options, context.teacher, context.student) or reuses_student(options, context.student):
         task = ray.remote(num_cpus=context.worker_cpus, num_gpus=1 if options.use_gpu else 0)(trial_speed)
         # "DEFAULT": outside the trial's placement group, which holds no CPU (`orchestrator.sweep.tuner.DRIVER_MEMORY`).
         return ray.get(task.options(scheduling_strategy="DEFAULT").remote(options, context.bench, location)), None

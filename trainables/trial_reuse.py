@@ -24,10 +24,11 @@ def teacher_key(options) -> str:
     return hashlib.sha1(json.dumps(shaping, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def reuses_teacher(options, teacher: Mapping[str, Any]) -> bool:
-    """Whether the trial would train exactly the sweep's ``teacher`` (its record) again (split 0, same settings): it
-    takes it instead."""
-    return options.mode == "teacher" and teacher_key(options) == teacher["key"]
+def reuses_teacher(options, teacher: Mapping[str, Any], student: Mapping[str, Any] | None = None) -> bool:
+    """Whether the trial takes the sweep's ``teacher`` (its record) instead of training: a split-0 trial that would
+    train exactly it again (same settings), and any split-0 trial of a sweep with an any-split ``student`` (its
+    record), whose curve starts at the model its students distil from, given or trained."""
+    return options.mode == "teacher" and (student is not None or teacher_key(options) == teacher["key"])
 
 
 def student_key(options) -> str:

@@ -39,6 +39,16 @@ def run(args: argparse.Namespace) -> int:
     return args._cache_run(args)
 
 
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted `cache build` kept (the shards it finished) and how to finish it."""
+    import shlex
+
+    if args._cache_run is not _run_build:
+        return "nothing was written; run the command again"
+    return (f"the shards it finished are kept in {args.out}; finish the cache with the same command: "
+            f"decouple {shlex.join(args._argv)}")
+
+
 def _run_build(args: argparse.Namespace) -> int:
     from orchestrator.cache_build import build_cache
 

@@ -33,6 +33,15 @@ def disk_use(location: str) -> int | None:
     return total
 
 
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted sweep kept (its finished trials, Tune's and the searcher's state) and how to go on."""
+    import shlex
+
+    again = [word for word in args._argv if word != "--resume"]
+    return (f"its finished trials and Tune's state are kept under {args.storage}; continue it with: "
+            f"decouple {shlex.join(again)} --resume")
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator.report import format_report
     from orchestrator.sweep.runner import run_sweep

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from dataclasses import fields
 from pathlib import Path
 
@@ -68,6 +69,33 @@ def run(args: argparse.Namespace) -> int:
                "train_s": round(result.train_s, 1)}
     print(json.dumps(outcome, indent=1) if args.json else closing_lines(options, outcome))
     return 0
+
+
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted `decouple train` kept (its newest epoch checkpoint) and the command that resumes from it."""
+    from trainables.trial_reuse import unfinished_checkpoint
+
+    options = options_from_args(args)
+    root = storage.resolve(args.storage_path or options.output_dir)
+    checkpoint = unfinished_checkpoint(root, options.epochs)
+    if checkpoint is None:
+        return f"no epoch had finished, so {root} holds no checkpoint to resume from; run the command again"
+    again = without_flag(args._argv, "--resume-from")
+    return (f"the last finished epoch's checkpoint is kept: {checkpoint}; resume with: "
+            f"decouple {shlex.join(again)} --resume-from {shlex.quote(checkpoint)}")
+
+
+def without_flag(argv: list[str], flag: str) -> list[str]:
+    """``argv`` without ``flag`` and its value (``--flag VALUE`` or ``--flag=VALUE``)."""
+    out, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == flag:
+            skip = True
+        elif not word.startswith(flag + "="):
+            out.append(word)
+    return out
 
 
 def closing_lines(options: TrainOptions, outcome: dict) -> str:

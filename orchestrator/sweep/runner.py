@@ -14,6 +14,7 @@ The space is dry-run (`validate_spec`) before Ray starts, so a bad space fails w
 """
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -68,7 +69,8 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
         **(smoke.lengths(options.task) if options.smoke else {}),
         **spec.settings,
         **(smoke.settings if options.smoke else {}),
-        "model": str(model_path), "data": options.data, "eval_data": options.eval_data, "task": options.task,
+        "model": str(model_path), "data": local_absolute(options.data),
+        "eval_data": local_absolute(options.eval_data), "task": options.task,
         "labels": options.labels,
         "epochs": smoke.epochs if options.smoke else spec.epochs,
         "num_workers": options.num_workers, "use_gpu": options.use_gpu, "seed": options.seed,
@@ -79,6 +81,14 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
     if options.smoke:
         base |= {"max_train_examples": smoke.max_train_examples, "max_eval_examples": smoke.max_eval_examples}
     return base
+
+
+def local_absolute(source: str | None) -> str | None:
+    """A data source as trials read it: a local file's absolute path (a trial runs in its own working directory, so
+    a relative path from the command line was not found there), anything else as given."""
+    if source is None or is_uri(source) or not Path(source).expanduser().exists():
+        return source
+    return os.path.abspath(Path(source).expanduser())
 
 
 def sweep_name(spec: SweepSpec, smoke: bool) -> str:

@@ -95,7 +95,7 @@ class SweepTrialSteps:
         train exactly the teacher again, or the sweep's any-split student's scores at the trial's split when the trial
         is that student cut there."""
         client = MlflowClient(self.tracking_uri)
-        if reuses_teacher(options, context.teacher):
+        if reuses_teacher(options, context.teacher, context.student):
             client.set_tag(run_id, "reused_teacher", context.teacher["path"])
             return TrainResult(dict(context.teacher["metrics"]), context.teacher["path"], None, 0.0, 0.0)
         if reuses_student(options, context.student):
@@ -131,7 +131,7 @@ class SweepTrialSteps:
 def trial_training(options, context: TrialContext) -> str:
     """What trained the trial's model: ``teacher`` (a split-0 trial that is the sweep's teacher), ``any-split`` (the
     sweep's any-split student, cut at the trial's split) or ``own`` (the trial's own training run)."""
-    if reuses_teacher(options, context.teacher):
+    if reuses_teacher(options, context.teacher, context.student):
         return "teacher"
     return "any-split" if reuses_student(options, context.student) else "own"
 
