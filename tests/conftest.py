@@ -24,14 +24,38 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(gt.get_model_path())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def local_ray():
-    """A local 2-CPU Ray for one test module (Ray Data pipelines), shut down after it."""
+    """One local 2-CPU Ray for the whole test session, started by the first test that asks for it and kept for the
+    rest (a start costs seconds, ten on a busy 2-core machine). It starts as a command's own does (`local_init_args`:
+    never a Ray already running; its dashboard named to its workers), its workers' output left out of the test's. A
+    command run in this process finds it and runs on it (`orchestrator.ray_session`). Where how a command starts Ray
+    is the point, the test runs the command in a subprocess; a test that a command refuses before Ray asks
+    `ray_starts`; the multi-node cluster runs in processes of its own (tests/test_cluster.py)."""
     import ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)  # never a Ray already running
+    from orchestrator.ray_session import local_init_args
+
+    ray.init(**local_init_args(dashboard=True, num_cpus=2), log_to_driver=False)
     yield
     ray.shutdown()
+
+
+@pytest.fixture
+def ray_starts(monkeypatch) -> list:
+    """Every time a command started or joined Ray during the test (`orchestrator.ray_session._start_ray`, also when
+    it found Ray already running in this process): a command that refuses before Ray leaves it empty."""
+    from orchestrator import ray_session
+
+    calls = []
+    start = ray_session._start_ray
+
+    def recorded(address, **kwargs):
+        calls.append(address)
+        return start(address, **kwargs)
+
+    monkeypatch.setattr(ray_session, "_start_ray", recorded)
+    return calls
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Passage cache: Ray Data build -> verify -> eval from the cache; resume after a crash; bad or mismatched caches.
 
 A tiny random QA model (saved with the MiniLM tokenizer) and the synthetic SQuAD set keep every build to a few
-seconds; one local Ray (2 CPUs) serves the whole module.
+seconds; the test session's local Ray (2 CPUs, `local_ray` in conftest) runs them.
 """
 from __future__ import annotations
 

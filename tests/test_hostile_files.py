@@ -88,16 +88,16 @@ def broken_copy(source: Path, target: Path, file: str, payload: bytes | None = N
     ("trainer_state.json", None, None, "no trainer_state.json; pass an epoch checkpoint (epoch_NNN) of a training run"),
 ])
 def test_resume_from_a_broken_checkpoint_is_one_line_before_ray(refused, tmp_path, epoch_checkpoint,
-                                                                tiny_qa_checkpoint, file, payload, cut, message):
+                                                                tiny_qa_checkpoint, file, payload, cut, message,
+                                                                ray_starts):
     """Before: a truncated model.safetensors was found inside the worker, after about a minute, with a 26-line
     traceback and a line calling the checkpoint "model"."""
-    ray = pytest.importorskip("ray")
     resume = broken_copy(epoch_checkpoint, tmp_path / "epoch_001", file, payload, cut)
     before = tree(tmp_path)
     line = refused("train", "--model", str(tiny_qa_checkpoint), "--resume-from", str(resume),
                    "--output-dir", str(tmp_path / "out"), *TINY_TRAIN)
     assert line.startswith(f"resume_from {resume}: {message}")
-    assert not ray.is_initialized()
+    assert ray_starts == []
     assert tree(tmp_path) == before  # nothing written: no output directory, the checkpoint untouched
 
 
@@ -178,8 +178,7 @@ def test_a_kept_teacher_with_a_broken_record_is_named(tmp_path):
         ensure_teacher({}, str(tmp_path), "sqlite:///unused.db", "unused")
 
 
-def test_a_given_teacher_with_broken_metrics_is_named_before_ray(refused, tmp_path, tiny_qa_checkpoint):
-    ray = pytest.importorskip("ray")
+def test_a_given_teacher_with_broken_metrics_is_named_before_ray(refused, tmp_path, tiny_qa_checkpoint, ray_starts):
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_qa_checkpoint, teacher)
     (teacher / "metrics.json").write_text('{"eval_f1": 50.0,\n')
@@ -188,7 +187,7 @@ def test_a_given_teacher_with_broken_metrics_is_named_before_ray(refused, tmp_pa
     assert line == (f"--teacher {teacher}: {teacher}/metrics.json: not valid JSON (Expecting property name enclosed "
                     "in double quotes at line 2 column 1); pass the checkpoint of a `decouple train` run, or "
                     "--eval-data for the sweep to score the teacher there")
-    assert not ray.is_initialized() and not storage.exists()
+    assert ray_starts == [] and not storage.exists()
 
 
 # ---- 4. NaN and infinity ---------------------------------------------------------------------------------------------

@@ -127,15 +127,15 @@ def test_labels_of_a_set_of_its_own_need_labels_option(cli, tmp_path, tiny_qa_ch
     assert "labels='no'" in refused(cli, "eval", "--data", data, "--labels", "no")
 
 
-def test_train_refuses_labels_outside_the_given_set_before_ray(cli, tmp_path, tiny_qa_checkpoint, monkeypatch):
-    ray = pytest.importorskip("ray")
+def test_train_refuses_labels_outside_the_given_set_before_ray(cli, tmp_path, tiny_qa_checkpoint, monkeypatch,
+                                                                ray_starts):
     monkeypatch.chdir(tmp_path)
     line = refused(cli, "train", "--model", str(tiny_qa_checkpoint), "--task", "pair", "--labels", "a,b",
                    "--data", pair_tsv(tmp_path / "pairs.tsv"), *TINY_TRAIN)
     assert line.endswith("data: no usable examples (pairs.tsv: kept 0, skipped 6); the first: pairs.tsv: example 0 "
                          "(line 2): field 'label' = '0' is not one of 'a', 'b' (--labels); fix the label or remove "
                          "the row")
-    assert not ray.is_initialized()
+    assert ray_starts == []
 
 
 # ---- 2. broken models ----------------------------------------------------------------------------------------------
@@ -229,14 +229,13 @@ def test_a_path_looking_name_is_never_sent_to_the_hub(tmp_path, tiny_qa_checkpoi
 
 
 # ---- 3. what would fail inside Ray workers fails before Ray ---------------------------------------------------------
-def test_eval_articles_beyond_the_data_fail_before_ray(cli, tmp_path, tiny_qa_checkpoint, monkeypatch):
-    ray = pytest.importorskip("ray")
+def test_eval_articles_beyond_the_data_fail_before_ray(cli, tmp_path, tiny_qa_checkpoint, monkeypatch, ray_starts):
     monkeypatch.chdir(tmp_path)
     line = refused(cli, "train", "--model", str(tiny_qa_checkpoint), "--data", "synthetic:articles=4",
                    "--eval-articles", "100", *TINY_TRAIN)
     assert line.endswith("eval_articles=100 but data 'synthetic:articles=4' has 4 article(s); hold out 1 to 3 so the "
                          "rest trains, or pass eval_data")
-    assert not ray.is_initialized()
+    assert ray_starts == []
 
 
 def test_a_ray_task_error_prints_as_its_cause():

@@ -56,17 +56,7 @@ def pretrained(tmp_path, tokenizer) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_for_commands():
-    """One local Ray the commands run on (each would otherwise start its own: seconds per command)."""
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def test_readme_commands_run_as_written(ray_for_commands, pretrained, tmp_path, monkeypatch, capsys):
+def test_readme_commands_run_as_written(local_ray, pretrained, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     commands = readme_commands()

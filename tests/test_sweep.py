@@ -253,7 +253,7 @@ def _pairs_tsv(path: Path, rows: int, seed: int, labels: tuple[str, ...] = ("0",
     return path
 
 
-def test_sweep_scores_the_teacher_and_every_trial_on_eval_data(tiny_qa_checkpoint, tmp_path, capsys):
+def test_sweep_scores_the_teacher_and_every_trial_on_eval_data(local_ray, tiny_qa_checkpoint, tmp_path, capsys):
     """--eval-data through the real CLI: the teacher and each trial are scored on that file (its 20 pairs, not a
     held-out part of --data), and the sweep writes results.json and its plots beside its Tune state."""
     storage = tmp_path / "storage"

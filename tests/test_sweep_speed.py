@@ -12,15 +12,6 @@ from trainables.trial_reuse import teacher_key
 FIGURES = ("speedup", "speedup_bound", "state_bytes_per_token", "teacher_ms", "student_cached_ms")
 
 
-@pytest.fixture
-def ray_2cpu():
-    import ray
-
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
 def _context(tmp_path, teacher: dict) -> TrialContext:
     return TrialContext(sweep="speed", base={}, teacher=teacher, train_storage=str(tmp_path / "train"), steps=None,
                         bench=BenchSettings(batch_size=2, repeats=2), speed_cache=str(tmp_path / "speed"))
@@ -46,7 +37,7 @@ def test_speed_is_measured_once_per_architecture_by_the_training_worker(tiny_qa_
     assert len(list((tmp_path / "speed").glob("*.json"))) == 2
 
 
-def test_a_reused_teacher_is_timed_by_a_ray_task(ray_2cpu, tiny_qa_checkpoint, tmp_path):
+def test_a_reused_teacher_is_timed_by_a_ray_task(local_ray, tiny_qa_checkpoint, tmp_path):
     teacher = _options(str(tiny_qa_checkpoint), mode="teacher", split=0, teacher=None)
     figures, probe = speed_or_probe(teacher, _context(tmp_path, {"key": teacher_key(teacher)}))
     assert probe is None and figures["speed_reused"] == 0.0 and figures["speedup_bound"] == pytest.approx(1.0)

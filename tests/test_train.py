@@ -156,15 +156,7 @@ def test_pair_task_teacher_reports_accuracy(tmp_path):
 
 # ---- Ray Train, MLflow, resume --------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    ray.init(address="local", num_cpus=2, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def runs(ray_cluster, tmp_path_factory):
+def runs(local_ray, tmp_path_factory):
     """A teacher (through the CLI), a k=1 student with cached-logit KD, and that student resumed for one more epoch."""
     root = tmp_path_factory.mktemp("train")
     tiny = _tiny_checkpoint(root / "tiny")

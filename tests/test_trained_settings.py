@@ -147,7 +147,7 @@ def test_pair_data_is_checked_against_the_classes_the_model_names(trained, capsy
 
 
 # ---- cache build, eval --cache, answer --------------------------------------------------------------------------------
-def test_cache_build_eval_and_answer_use_the_models_windows(trained, capsys, tmp_path):
+def test_cache_build_eval_and_answer_use_the_models_windows(local_ray, trained, capsys, tmp_path):
     from trainables.cache.format import read_manifest
 
     model, cache = str(trained["qa"]), tmp_path / "cache"
