@@ -69,7 +69,9 @@ def test_the_loop_fades_cross_attention_over_the_asked_part_of_training(tmp_path
         seen.append(lower_cross)
         return task(*args, lower_cross=lower_cross, **kwargs)
 
-    worker.loss_step = type("Recording", (), {"task": staticmethod(record), "shares": worker.loss_step.shares})()
+    recording = type("Recording", (), {"task": staticmethod(record), "shares": worker.loss_step.shares})()
+    worker.loss_step = recording
+    worker.loss_steps = {split: recording for split in worker.loss_steps}  # the loop takes each split's own
     reports = []
     worker.run(None, lambda metrics, folder: reports.append(metrics))
     n = len(seen) // 2  # steps an epoch: faded over the first epoch, then decoupled
