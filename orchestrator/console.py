@@ -13,10 +13,19 @@ still show:
   default token authentication (its own logger at ERROR), and Tune's TensorBoard logger (and its hint to run
   TensorBoard) left out (``TUNE_DISABLE_AUTO_CALLBACK_LOGGERS``; the sweep adds Tune's CSV and JSON loggers itself);
   Tune's console output off (``verbose=0``, with its older reporter, ``RAY_AIR_NEW_OUTPUT=0``: the newer one prints
-  its experiment box and results path at any verbosity): the sweep writes one line per trial instead.
+  its experiment box and results path at any verbosity): the sweep writes one line per trial instead;
+- Ray's driver, printing what its workers print: each worker's line as the command's own, without Ray's coloured
+  ``(RayTrainWorker pid=...)`` prefix (``RAY_DISABLE_WORKER_LOG_PREFIX``) and as it came, never held back because
+  another worker printed the same and summed up later with a coloured "[repeated 2x across cluster]"
+  (``RAY_DEDUP_LOGS_ALLOW_REGEX``); the lines Ray still prefixes (the raylet's) without colour codes
+  (``RAY_COLOR_PREFIX=0``); and the raylet's warning that more worker processes started than "the maximum expected
+  startup concurrency" left out (``RAY_DEDUP_LOGS_SKIP_REGEX``): a sweep's actors (trial drivers, Ray Train's
+  controllers and workers) outnumber a small machine's CPUs by design.
 
 The settings are environment variables where the library reads one, so Ray workers started by the command inherit
-them; `worker_env` hands them to workers on a cluster too.
+them; `worker_env` hands them to workers on a cluster too. Ray reads the prefix switch and the two patterns when it
+is imported: a command imports Ray after its console is set (`decouple` imports a command's libraries only when it
+runs it), and a process that imported Ray before (a test calling `main`) keeps Ray's prefixes.
 """
 from __future__ import annotations
 
@@ -27,12 +36,18 @@ from collections.abc import Iterator
 
 from trainables.training.config import VERBOSE_ENV  # the workers read it too
 
+WORKER_POOL_WARNING = "worker processes have been started on node"
+"""In the raylet's warning that more Python workers started than it expects to start at once."""
 QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
     "MLFLOW_LOGGING_LEVEL": "WARNING",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
     "RAY_AIR_NEW_OUTPUT": "0",
+    "RAY_DISABLE_WORKER_LOG_PREFIX": "1",
+    "RAY_COLOR_PREFIX": "0",
+    "RAY_DEDUP_LOGS_ALLOW_REGEX": f"(?s)^(?!.*{WORKER_POOL_WARNING})",  # every line but the one skipped below
+    "RAY_DEDUP_LOGS_SKIP_REGEX": WORKER_POOL_WARNING,
 }
 """Environment of a quiet command (a variable the user set keeps the user's value)."""
 QUIET_LOGGERS = {
