@@ -86,6 +86,33 @@ def tiny_qa_checkpoint(tmp_path_factory, tokenizer) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_qa_teacher(tmp_path_factory, tiny_qa_checkpoint) -> Path:
+    """`tiny_qa_checkpoint` trained as a teacher for one epoch of tests/test_sweep.py's tiny QA sweeps (their data
+    and settings), by the training loop in this process: the checkpoint it reports (weights, training_config.json,
+    metrics.json with its score), which is what `decouple sweep --teacher` takes. A sweep whose point is not training
+    its teacher takes this one instead of a Ray Train run of its own."""
+    import json
+    import shutil
+
+    from orchestrator.train import loop_config
+    from tests.test_sweep import DATA, SETTINGS
+    from trainables.options import TrainOptions
+    from trainables.training.loop import Worker
+
+    target = tmp_path_factory.mktemp("tiny-qa-teacher")
+    options = TrainOptions(mode="teacher", model=str(tiny_qa_checkpoint), data=DATA, epochs=1, max_train_examples=48,
+                           max_eval_examples=24, progress=False, **json.loads(SETTINGS))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Ray worker with one CPU
+    try:
+        Worker(loop_config(options), 0, 1, torch.device("cpu")).run(
+            None, lambda metrics, folder: shutil.copytree(folder, target, dirs_exist_ok=True))
+    finally:
+        torch.set_num_threads(threads)
+    return target
+
+
+@pytest.fixture(scope="session")
 def s3_bucket(tmp_path_factory):
     """A real S3 API on 127.0.0.1 (moto's server) with one empty bucket; yields its URI stem
     ``s3://<bucket>`` and the query options that point pyarrow (and so Ray) at the server. Credentials are dummies

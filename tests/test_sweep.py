@@ -1,13 +1,15 @@
 """Sweeps end to end through the real CLI: a tiny random BERT (conftest), synthetic data, local Ray, sqlite MLflow.
 
 - a 2-trial sweep killed (SIGKILL) after its first trial resumes with --resume and ends with its parent run and
-  exactly one nested run per trial in MLflow, with metrics and artifacts;
+  exactly one nested run per trial in MLflow, with metrics and artifacts (its teacher given: the session's
+  `tiny_qa_teacher`; the sweep scored on eval data trains its own);
 - a bad search space fails before Ray starts, with one line naming the file and the field.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,12 +95,14 @@ def trial_runs(client: MlflowClient, sweep: str) -> list:
     return [r for r in runs if "decouple.trial_id" in r.data.tags]
 
 
-def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, tmp_path, capsys):
-    """Through the real CLI: a 2-trial sweep is SIGKILLed once its first trial finished (and the second started),
-    resumed with --resume, and ends with the parent run, one nested run per trial, metrics and artifacts."""
+def test_killed_sweep_resumes_and_records_one_run_per_trial(local_ray, tiny_qa_checkpoint, tiny_qa_teacher, tmp_path,
+                                                            capsys):
+    """Through the real CLI: a 2-trial sweep, in a process of its own, is SIGKILLed once its first trial finished
+    (and the second started); resumed with --resume (in this process), it ends with the parent run, one nested run
+    per trial, metrics and artifacts."""
     storage = tmp_path / "storage"
     space = tiny_space(tmp_path, "resumable", num_samples=2)
-    args = sweep_args(space, storage, tiny_qa_checkpoint, "--max-concurrent", "1")
+    args = sweep_args(space, storage, tiny_qa_checkpoint, "--teacher", str(tiny_qa_teacher), "--max-concurrent", "1")
     command = [sys.executable, "-m", "orchestrator.cli", *args]
     client = MlflowClient(f"sqlite:///{storage / 'mlflow.db'}")
     sweep_dir = storage / "resumable-smoke"
@@ -112,10 +116,14 @@ def test_killed_sweep_resumes_and_records_one_run_per_trial(tiny_qa_checkpoint, 
         os.killpg(first.pid, signal.SIGKILL)  # the driver and the Ray processes it started, mid-sweep
         first.wait()
     assert experiment_state_statuses(sweep_dir).count("TERMINATED") == 1
+    # The sweep's console: its trials' worker lines as its own, without Ray's "(RayTrainWorker pid=...)" or colours.
+    console = (tmp_path / "first.log").read_text()
+    assert "[train] epoch 1/1: " in console and not re.search(r"\(\w+ pid=\d+", console) and "\x1b[" not in console
 
-    resumed = subprocess.run(command + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=400)
-    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "mlflow ui --backend-store-uri sqlite:///" in resumed.stdout and "decouple report" in resumed.stdout
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    resumed = capsys.readouterr().out
+    assert "mlflow ui --backend-store-uri sqlite:///" in resumed and "decouple report" in resumed
     assert experiment_state_statuses(sweep_dir) == ["TERMINATED"] * 2
 
     parent = parent_run(client, "resumable-smoke")
