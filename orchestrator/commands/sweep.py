@@ -38,7 +38,8 @@ def kept(args: argparse.Namespace) -> str:
     import shlex
 
     again = [word for word in args._argv if word != "--resume"]
-    return (f"its finished trials and Tune's state are kept under {args.storage}; continue it with: "
+    storage = args.storage or SweepOptions.storage  # the flag's default is the dataclass's
+    return (f"its finished trials and Tune's state are kept under {storage}; continue it with: "
             f"decouple {shlex.join(again)} --resume")
 
 
