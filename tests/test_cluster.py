@@ -113,17 +113,18 @@ class Cluster:
         """Until every node in ``names`` is alive in the cluster (the head's dashboard answering first)."""
         from ray.util.state import list_nodes
 
-        deadline = time.monotonic() + timeout
+        deadline, seen = time.monotonic() + timeout, None
         while True:
             try:
-                alive = {n.node_name for n in list_nodes(address=self.dashboard, filters=[("state", "=", "ALIVE")])}
-                if set(names) <= alive:
+                seen = {n.node_name: n.state for n in list_nodes(address=self.dashboard)}
+                if all(seen.get(name) == "ALIVE" for name in names):
                     return
-            except Exception:  # the dashboard is not up yet
-                pass
+            except Exception as err:  # the dashboard is not up yet
+                seen = err
             for name in names:
                 assert self.nodes[name].poll() is None, (self.root / f"{name}.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, f"nodes {names} not up in time"
+            logs = "".join((self.root / f"{name}.log").read_text()[-1000:] for name in names)
+            assert time.monotonic() < deadline, f"nodes {names} not up in time; the cluster's: {seen}\n{logs}"
             time.sleep(1)
 
     def training_nodes(self) -> list[str]:
@@ -245,7 +246,7 @@ def test_a_submitted_sweep_keeps_its_runs_in_a_bucket_and_survives_losing_worker
         killed_at, killed_ms = time.monotonic(), time.time() * 1000
         for name in lost:
             cluster.kill(name)
-        cluster.wait_for([cluster.add_worker() for _ in lost])  # what the autoscaler does for a lost node
+        cluster.wait_for([cluster.add_worker() for _ in lost], timeout=600)  # as the autoscaler replaces a lost node
         assert job.wait(timeout=600) == 0, log.read_text()[-4000:]
     finally:
         if job.poll() is None:
