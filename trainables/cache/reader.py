@@ -6,8 +6,8 @@ loaded; and `cached_state_provider` compares each cached window's token ids with
 handing out its states. States come back exactly as `DecoupledModel.encode_passage` returned them (values in the
 cache dtype, int8 scales), so ``forward_upper`` dequantizes and decompresses them as it would live ones.
 
-The file layout is defined in ``trainables.cache.format``; this module is the reading half that evaluation and
-`decouple answer` need.
+The file layout is defined in ``trainables.cache.format``; this module is the reading half that evaluation, `decouple answer` and
+`decouple serve` need.
 """
 from __future__ import annotations
 
@@ -58,6 +58,17 @@ class CachedWindows:
     """The passage characters each window covers."""
     passage_ids: list[str]
     windows: list[int]
+
+    def take(self, rows: torch.Tensor) -> "CachedWindows":
+        """The windows at ``rows`` ((B,) int64 indices into these), in that order."""
+        picked = rows.tolist()
+        scale = None if self.states.scale is None else self.states.scale[rows]
+        return CachedWindows(
+            states=PassageStates(self.states.values[rows], scale), mask=self.mask[rows], input_ids=self.input_ids[rows],
+            offsets=self.offsets[rows], text_starts=[self.text_starts[i] for i in picked],
+            texts=[self.texts[i] for i in picked], passage_ids=[self.passage_ids[i] for i in picked],
+            windows=[self.windows[i] for i in picked],
+        )
 
     def span_text(self, row: int, char_start: int, char_end: int) -> str:
         """Passage characters [char_start, char_end) of window ``row``."""
@@ -291,16 +302,31 @@ def answer_from_cache(model: DecoupledModel, cache: PassageCache, question: str,
             b = len(windows.texts)
             out = model.forward_upper(question_states.expand(b, -1, -1), q_mask.to(device).expand(b, -1),
                                       windows.states.to(device), windows.mask.to(device))
-            valid = (windows.offsets[..., 0] >= 0) & (windows.mask > 0)
-            scores, starts, ends = best_window_spans(
-                out.start_logits[:, q_len:].float().cpu(), out.end_logits[:, q_len:].float().cpu(), valid,
-                n_best=n_best, max_answer_len=max_answer_len,
-            )
-            row = int(scores.argmax())
-            if float(scores[row]) > best.score:
-                char_start = int(windows.offsets[row, starts[row], 0])
-                char_end = int(windows.offsets[row, ends[row], 1])
-                best = CachedAnswer(windows.span_text(row, char_start, char_end), float(scores[row]),
-                                    windows.passage_ids[row], windows.windows[row], char_start, char_end)
+            for candidate in window_answers(out.start_logits, out.end_logits, windows, question_len=q_len,
+                                            n_best=n_best, max_answer_len=max_answer_len):
+                if candidate.score > best.score:
+                    best = candidate
     model.train(was_training)
     return best
+
+
+def window_answers(start_logits: torch.Tensor, end_logits: torch.Tensor, windows: CachedWindows, *,
+                   question_len: int, n_best: int = 20, max_answer_len: int = 30) -> list[CachedAnswer]:
+    """The best span of each window, decoded as evaluation decodes (``best_window_spans`` over the tokens that have a
+    character offset): start and end logits (B, Q+P) in joint coordinates (``Q = question_len``) over the B rows of
+    ``windows``. A window without a valid span answers "" with score -inf and offsets -1."""
+    valid = (windows.offsets[..., 0] >= 0) & (windows.mask > 0)
+    scores, starts, ends = best_window_spans(
+        start_logits[:, question_len:].float().cpu(), end_logits[:, question_len:].float().cpu(), valid,
+        n_best=n_best, max_answer_len=max_answer_len,
+    )
+    answers = []
+    for row, score in enumerate(scores.tolist()):
+        where = windows.passage_ids[row], windows.windows[row]
+        if score == float("-inf"):
+            answers.append(CachedAnswer("", score, *where, -1, -1))
+            continue
+        char_start = int(windows.offsets[row, starts[row], 0])
+        char_end = int(windows.offsets[row, ends[row], 1])
+        answers.append(CachedAnswer(windows.span_text(row, char_start, char_end), score, *where, char_start, char_end))
+    return answers
