@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "nearest-neighbour sentences), labelled by the teacher"),
     "cache": ("orchestrator.commands.cache", "build / verify a sharded Parquet passage cache with Ray Data"),
     "answer": ("orchestrator.commands.answer", "answer a question from a passage cache"),
+    "serve": ("orchestrator.commands.serve", "serve answers over HTTP from a passage cache (Ray Serve, BM25 retrieval, "
+              "batching)"),
+    "loadtest": ("orchestrator.commands.loadtest", "send a bounded load of questions to a served model: QPS, latency "
+                 "percentiles, errors"),
     "sweep": ("orchestrator.commands.sweep", "run a Ray Tune + Optuna sweep defined in search_spaces/"),
     "report": ("orchestrator.commands.report", "print a sweep's Pareto table and recommend a configuration"),
 }

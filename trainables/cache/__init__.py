@@ -7,5 +7,5 @@
   ``manifest.json``; a rerun keeps every intact shard (resume).
 - `format`: the on-disk layout: the manifest, the shard schema, checksums.
 - `verify`: a cache checked against its manifest (`decouple cache verify`).
-- `reader`: the states read back for evaluation and `decouple answer`.
+- `reader`: the states read back for evaluation, `decouple answer` and `decouple serve`.
 """
