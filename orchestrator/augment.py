@@ -164,4 +164,5 @@ def write_pairs(path: Path, examples, label_names: tuple[str, ...]) -> None:
     lines += ["\t".join((clean(ex.id), clean(ex.sentence1), clean(ex.sentence2), written[ex.label]))
               for ex in examples]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with storage.staged(path) as staging:  # a run stopped mid-write (a full disk, a signal) leaves no part of a file
+        staging.write_text("\n".join(lines) + "\n", encoding="utf-8")

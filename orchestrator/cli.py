@@ -88,6 +88,15 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"decouple {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
+    except Exception as err:  # a disk that filled mid-run is one line; anything else stays a bug's traceback
+        from orchestrator.disk_full import disk_full
+
+        full = disk_full(err)
+        if full is None or os.environ.get(DEBUG_ENV):
+            raise
+        kept = args._kept(args) if args._kept else "nothing was kept; run the command again"
+        print(f"decouple {args.command}: error: {full} (free some space first); {kept}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as err:  # SIGINT, or SIGTERM once Ray runs (orchestrator.interrupt)
         stop = as_interrupted(err)
         kept = args._kept(args) if args._kept else "nothing was kept; run the command again"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.disk_full import no_space_error
 from orchestrator.publish import publish
 from trainables import storage
 from trainables.model.source import model_location
@@ -61,7 +62,8 @@ def run_training(
     Ray Train callbacks for the run's RunConfig; ``probe`` runs on rank 0 before training and its figures join every
     report (`LoopConfig.probe`). ``options`` are taken as checked against their files (`check_sources`: the command,
     or the sweep's dry run, did it once). Raises ``ValueError`` with one line when a worker fails on bad input (data,
-    checkpoint), after marking the MLflow run FAILED.
+    checkpoint), and the worker's `OSError` when a write ran out of room (`orchestrator.disk_full`), after marking
+    the MLflow run FAILED.
     """
     from orchestrator.tracking import MlflowEpochMetrics, end_run
 
@@ -78,7 +80,7 @@ def run_training(
     except BaseException as err:
         if run_id is not None:
             end_run(tracking.uri, run_id, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
-        raise worker_input_error(err) or err
+        raise worker_input_error(err) or no_space_error(err) or err
     checkpoint = storage.location_of(result.checkpoint.path, root) if result.checkpoint is not None else None
     if checkpoint is not None:
         checkpoint = publish(checkpoint, root)

@@ -9,6 +9,7 @@ anything loads it. A *location* below is a local path or a URI, as a string.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -21,6 +22,20 @@ CACHE_ENV = "DECOUPLE_CACHE_DIR"
 """Local directory for models downloaded from buckets (default ``~/.cache/decoupled-sweep``)."""
 COMPLETE = ".complete"
 """Written last into a downloaded copy: a copy without it was interrupted and is fetched again."""
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""The errors of a write that ran out of room: the device is full, or the user's quota is."""
+
+
+class DiskFull(OSError):
+    """A write ran out of room (`NO_SPACE`): ``filename`` is what could not be written. Raised by the atomic writes
+    below, which leave nothing partial under that name, so what the location held before is intact."""
+
+
+def no_space(err: BaseException, location: str | Path) -> BaseException:
+    """``err`` as `DiskFull` naming ``location`` when it is a write that ran out of room; else ``err`` itself."""
+    if isinstance(err, OSError) and not isinstance(err, DiskFull) and err.errno in NO_SPACE:
+        return DiskFull(err.errno, os.strerror(err.errno), str(location))
+    return err
 
 
 def is_uri(location: str | Path) -> bool:
@@ -125,8 +140,31 @@ def staged(path: Path, staging: Path | None = None) -> Iterator[Path]:
         with open(staging, "rb") as written:
             os.fsync(written.fileno())
         os.replace(staging, path)
+    except OSError as err:
+        raise no_space(err, path) from err
     finally:
         staging.unlink(missing_ok=True)
+
+
+def staged_copy(source: Path, target: Path) -> None:
+    """Copy the directory ``source`` to a new directory ``target`` as `staged` writes a file: into a temporary
+    directory beside ``target`` (a hidden ``.<name>.writing-*``), every file flushed to disk, then renamed to
+    ``target``, so a directory under that name is always whole. When the copy fails, the temporary directory is
+    removed; running out of room raises `DiskFull` naming ``target``."""
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.writing-"))
+    try:
+        for folder, _, files in os.walk(source):
+            into = staging / Path(folder).relative_to(source)
+            into.mkdir(exist_ok=True)
+            for file in files:  # one by one: shutil.copytree gathers its errors into one without an errno
+                shutil.copyfile(Path(folder, file), into / file)
+                with open(into / file, "rb") as written:
+                    os.fsync(written.fileno())
+        os.rename(staging, target)
+    except OSError as err:
+        raise no_space(err, target) from err
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_text(location: str, text: str) -> None:

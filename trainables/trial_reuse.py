@@ -66,13 +66,16 @@ def speed_key(options, bench: BenchSettings, worker_cpus: float) -> str:
 
 def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
     """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
-    the latest epoch, then the latest run (run labels end in their start time)."""
+    the latest epoch, then the latest run (run labels end in their start time). A checkpoint still being copied
+    (`trainables.training.checkpoints.persist_checkpoint`: a hidden folder until whole) is not one."""
     from trainables.training.config import TRAINER_STATE
 
     best: tuple[int, str, str] | None = None
     for state in storage.find_files(train_dir, TRAINER_STATE):
-        epoch = int(json.loads(storage.read_text(state))["epoch"])
         folder = storage.parent(state)
+        if storage.name(folder).startswith("."):
+            continue
+        epoch = int(json.loads(storage.read_text(state))["epoch"])
         key = (epoch, storage.name(storage.parent(folder)), folder)
         if epoch < epochs and (best is None or key[:2] > best[:2]):
             best = key

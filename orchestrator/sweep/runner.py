@@ -32,7 +32,9 @@ from orchestrator.sweep.options import SweepOptions
 from orchestrator.sweep.record import RECORD, REFINE, SweepRecord
 from orchestrator.sweep.results import command_line, write_results
 from orchestrator.sweep.spaces import load_spec
+from orchestrator.sweep.stopping import tune_stops_on_signals
 from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_teacher, teacher_options
+from orchestrator.sweep.tracking import mark_stopped
 from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.sweep.tuner import WORKER_CPUS, build_refine_tuner, build_tuner, concurrent_slots, trial_trainable
 from orchestrator.tracking import check_tracking_uri, default_tracking_uri, ready_store
@@ -151,9 +153,15 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
         else:  # a new sweep, or one stopped before Tune saved any state
             tuner = build_tuner(spec, target, record, context, storage, options.seed, options.max_failures)
         fit_start = time.perf_counter()
-        tuner.fit()
-        if options.refine and record.student:
-            refine(options, record, context, sweep_dir)
+        try:
+            with tune_stops_on_signals():
+                tuner.fit()
+                if options.refine and record.student:
+                    refine(options, record, context, sweep_dir)
+        except BaseException as err:
+            mark_stopped(record.tracking_uri, record.parent_run_id,
+                         "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            raise
         tune_wall_s = time.perf_counter() - fit_start
         report = summarise(record, sweep_dir, tune_wall_s)
         results = write_results(sweep_dir, record, report, command_line(), time.perf_counter() - start)
@@ -256,7 +264,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
     from mlflow.tracking import MlflowClient
 
     from orchestrator.sweep.tracking import SWEEP_TAG, environment_tags, start_sweep_run
-    from orchestrator.tracking import Tracking, end_run, log_params
+    from orchestrator.tracking import Tracking, log_params
 
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
     ready_store(tracking_uri)
@@ -281,8 +289,8 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
                 teacher = rescored_teacher(teacher, alone)
         else:  # a teacher trained now is a child of this sweep's run; a reused one is named by its run id
             teacher = ensure_teacher(alone, storage, tracking_uri, options.experiment, parent_run_id=parent)
-    except BaseException:
-        end_run(tracking_uri, parent, "FAILED")
+    except BaseException as err:
+        mark_stopped(tracking_uri, parent, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
         raise
     log_params(tracking_uri, parent, {"teacher": teacher["path"], "teacher_accuracy": teacher["accuracy"]})
     if teacher.get("mlflow_run_id"):
@@ -292,8 +300,8 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
         try:
             student = ensure_student({**alone, "teacher": teacher["path"]}, storage, tracking_uri, options.experiment,
                                      parent_run_id=parent)
-        except BaseException:
-            end_run(tracking_uri, parent, "FAILED")
+        except BaseException as err:
+            mark_stopped(tracking_uri, parent, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             raise
         log_params(tracking_uri, parent, {"any_split_student": student["path"]})
     record = SweepRecord(

@@ -157,6 +157,24 @@ def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str])
             client.set_terminated(run.info.run_id, "KILLED")
 
 
+def mark_stopped(uri: str, parent_run_id: str, status: str) -> None:
+    """A sweep that stopped before its end (`orchestrator.sweep.stopping`): its parent run and the trial runs still
+    RUNNING are marked ``status`` (KILLED after a signal, FAILED after an error); ``--resume`` sets them RUNNING again.
+    A store that cannot be written now (a full disk) is left as it is: the sweep's own error says why it stopped."""
+    try:
+        client = MlflowClient(uri)
+        experiment = client.get_run(parent_run_id).info.experiment_id
+        for run in client.search_runs([experiment], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"):
+            if run.info.status == "RUNNING":
+                client.set_terminated(run.info.run_id, status)
+        client.set_terminated(parent_run_id, status)
+    except Exception as err:
+        from orchestrator.disk_full import disk_full
+
+        if disk_full(err) is None:
+            raise
+
+
 def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> str:
     """Rows as an aligned text table with `TABLE_COLUMNS`; with ``front``, a first column marks its rows with *. An
     unreliable speedup is followed by ``?`` and explained under the table (`trainables.speed.reliability`)."""

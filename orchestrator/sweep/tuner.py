@@ -71,6 +71,7 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
     from ray.tune.schedulers import ASHAScheduler
 
     from orchestrator.console import verbose
+    from orchestrator.sweep.stopping import StopOnFullDisk
     from orchestrator.sweep.trial_lines import TrialLines
 
     metric, mode = objective(spec)
@@ -93,7 +94,7 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
         # A quiet console shows one line per trial (`TrialLines`) instead of Tune's status and result tables.
         run_config=tune.RunConfig(name=record.sweep, storage_path=storage, verbose=1 if verbose() else 0,
                                   callbacks=[CSVLoggerCallback(), JsonLoggerCallback(),
-                                             TrialLines(record.num_samples)],
+                                             TrialLines(record.num_samples), StopOnFullDisk()],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
 
@@ -106,6 +107,7 @@ def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialCon
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from orchestrator.console import verbose
+    from orchestrator.sweep.stopping import StopOnFullDisk
     from orchestrator.sweep.trial_lines import TrialLines
 
     return tune.Tuner(
@@ -115,7 +117,8 @@ def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialCon
                                     trial_name_creator=TrialName(f"{record.sweep}-{REFINE}"),
                                     trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(name=REFINE, storage_path=sweep_dir, verbose=1 if verbose() else 0,
-                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TrialLines(len(splits))],
+                                  callbacks=[CSVLoggerCallback(), JsonLoggerCallback(), TrialLines(len(splits)),
+                                             StopOnFullDisk()],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)),
     )
 

@@ -6,6 +6,9 @@
     training_config.json         the run's options, as `TrainOptions.to_dict` gave them
     metrics.json                 the epoch's reported metrics
     predictions.json             held-out predictions by example id
+
+Rank 0 writes them into a temporary directory and reports it to Ray Train, which copies it into the run's storage as
+``epoch_NNN`` (`persist_checkpoint`).
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from trainables import storage
 from trainables.model.decoupled import DecoupledModel
 from trainables.training.config import METRICS, OPTIMIZER_STATE, PREDICTIONS, TRAINER_STATE, TRAINING_CONFIG
 
@@ -40,3 +44,20 @@ def optimizer_state(folder: Path, device: torch.device) -> dict | None:
     if not path.is_file():
         return None
     return torch.load(path, map_location=device, weights_only=True)
+
+
+def persist_checkpoint(checkpoint, dir_name: str):
+    """Ray Train's ``checkpoint_upload_fn`` for the epoch checkpoints: in local storage the checkpoint appears whole
+    under ``dir_name`` or not at all (`storage.staged_copy`; Ray's own copy wrote into ``dir_name`` file by file,
+    and a disk that filled mid-copy left a part of a checkpoint there that looked complete, trainer_state.json
+    included). A bucket's objects each appear whole when uploaded: Ray's own copy. Returns the stored checkpoint."""
+    import pyarrow.fs as pafs
+    import ray.train
+
+    context = ray.train.get_context().get_storage()
+    if not isinstance(context.storage_filesystem, pafs.LocalFileSystem):
+        return context.persist_current_checkpoint(checkpoint, dir_name)
+    context._check_validation_file()  # as Ray's own copy does: the storage must be the one every node sees
+    target = context.build_checkpoint_path_from_name(dir_name)
+    storage.staged_copy(Path(checkpoint.path), Path(target))
+    return ray.train.Checkpoint(target, filesystem=context.storage_filesystem)

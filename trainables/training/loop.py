@@ -43,7 +43,7 @@ from trainables.metrics.evaluation import evaluate_pairs, evaluate_qa
 from trainables.model.compression_fit import fit_projection_pair
 from trainables.model.decoupled import DecoupledModel
 from trainables.training.augment import masked_batch
-from trainables.training.checkpoints import optimizer_state, save_checkpoint, trainer_state
+from trainables.training.checkpoints import optimizer_state, persist_checkpoint, save_checkpoint, trainer_state
 from trainables.training.config import LoopConfig
 from trainables.training.loss_step import TERMS, LossStep
 from trainables.training.losses import relative_mse
@@ -146,7 +146,8 @@ def run_worker(cfg: LoopConfig) -> None:
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
         saved = None if checkpoint_dir is None else ray.train.Checkpoint.from_directory(checkpoint_dir)
-        ray.train.report(metrics, checkpoint=saved, checkpoint_dir_name=f"epoch_{int(metrics['epoch']):03d}")
+        ray.train.report(metrics, checkpoint=saved, checkpoint_dir_name=f"epoch_{int(metrics['epoch']):03d}",
+                         checkpoint_upload_fn=persist_checkpoint)
 
     worker = Worker(cfg, context.get_world_rank(), context.get_world_size(), ray.train.torch.get_device())
     if checkpoint is None:
