@@ -6,7 +6,9 @@ line), and the cache's BM25 index (read, or built and kept beside the cache, `tr
 the command starts or joins Ray (`orchestrator.ray_session`), starts Serve's HTTP proxy on ``--host``/``--port`` and
 runs the application: ``--replicas`` copies of `trainables.serving.replica.AnswerReplica`, each holding the model and
 the whole cache. It serves until SIGINT (Ctrl-C) or SIGTERM, which stop Serve and then the command's Ray
-(`orchestrator.interrupt`: exit 130 / 143). Serve replaces a replica that dies; the requests it held get an error.
+(`orchestrator.interrupt`: exit 130 / 143); on a cluster only this application is deleted, and Serve's proxy, which
+other applications may use, is left to the cluster (a Serve already running there keeps its own host and port).
+Serve replaces a replica that dies (`docs/commands.md`: what its requests get).
 """
 from __future__ import annotations
 
@@ -26,11 +28,12 @@ failure here is the machine's, e.g. memory, and retrying it twenty times, Serve'
 
 def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     """Check, start, serve until interrupted (`KeyboardInterrupt`), stop. ``say`` gets the command's lines."""
-    from orchestrator.ray_session import ray_session
+    from orchestrator.ray_session import chosen_address, ray_session
 
     check_port(options.host, options.port)
     summary = check_model_and_cache(options)
     say(index_line(options))
+    joined = chosen_address(options.ray_address)[0] is not None
     with ray_session(options.ray_address, dashboard=False):
         from ray import serve as ray_serve
 
@@ -41,7 +44,10 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
             while True:
                 time.sleep(3600)
         finally:
-            ray_serve.shutdown()
+            if joined:  # on a cluster Serve may hold other applications: take away only this one
+                ray_serve.delete(APP_NAME)
+            else:
+                ray_serve.shutdown()
 
 
 def base_url(options: ServeOptions) -> str:

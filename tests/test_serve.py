@@ -396,6 +396,23 @@ def test_sigint_and_sigterm_stop_cleanly(services):
         assert ray_processes(service.ray_tmp) == []
 
 
+def test_bm25_index_is_kept_beside_the_cache_and_rebuilt_when_the_cache_changed(built, tmp_path):
+    from trainables.serving.retrieval import IndexSource, WindowIndex
+
+    cache = tmp_path / "cache"
+    shutil.copytree(built["cache"], cache)
+    WindowIndex.open(cache)
+    assert WindowIndex.open(cache)[1] == IndexSource(built=False, saved=None)  # kept beside the cache: read back
+    manifest = json.loads((cache / "manifest.json").read_text())
+    (cache / "manifest.json").write_text(json.dumps({**manifest, "source": "elsewhere"}, indent=2))
+    assert WindowIndex.open(cache)[1] == IndexSource(built=True, saved=None)  # the cache changed: rebuilt, kept
+    index, source = WindowIndex.open(cache)
+    assert source == IndexSource(built=False, saved=None) and sorted(p.name for p in cache.iterdir()) == \
+        ["bm25", "manifest.json", "shard-00000.parquet", "shard-00001.parquet"]  # no temporary left
+    rows, scores = index.search(["What does sourdough bread rise with?", "zzz qqq"], k=3)
+    assert rows.shape == scores.shape == (2, 3) and scores[0, 0] > 0 and scores[1].max() == 0
+
+
 def test_help_loads_no_heavy_library():
     from tests.test_cli_imports import _modules_after
 
