@@ -22,6 +22,7 @@ A checkpoint that loads with random weights is refused before any encoding (`tra
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -148,7 +149,10 @@ def build_cache(options: CacheBuildOptions, *, progress: Callable[[ShardEntry], 
             with ray_session(options.ray_address, dashboard=False, num_cpus=os.cpu_count()):
                 blocks = manifest.num_shards - len(manifest.shards)
                 batches = encode_rows(plan, missing, options, manifest.model["sha256"], blocks)
-                manifest = write_shards(plan, batches, manifest, out, progress)
+                # Closed while Ray runs: a pipeline left open (a signal, a full disk) ended in Ray Data's traceback
+                # when it was collected after Ray had stopped.
+                with contextlib.closing(batches):
+                    manifest = write_shards(plan, batches, manifest, out, progress)
         seconds = time.perf_counter() - started if len(missing) else 0.0
     if not manifest.complete:
         raise CacheError(f"cache {out}: the pipeline ended with {len(manifest.shards)} of {manifest.num_shards} "

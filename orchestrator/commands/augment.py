@@ -11,6 +11,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option_flags(parser, AugmentOptions)
 
 
+def kept(args: argparse.Namespace) -> str:
+    """What an interrupted `decouple augment` kept: nothing (its output is written whole, at the end)."""
+    import shlex
+
+    return (f"nothing was written to {args.output} (it is written whole, at the end); run the command again: "
+            f"decouple {shlex.join(args._argv)}")
+
+
 def run(args: argparse.Namespace) -> int:
     from orchestrator.augment import augment
 
