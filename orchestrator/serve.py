@@ -16,6 +16,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from trainables.serving.options import ServeOptions
 
@@ -77,7 +78,7 @@ def check_model_and_cache(options: ServeOptions) -> str:
     from trainables.serving.scorers import load_scorer
 
     cache = PassageCache(options.cache)
-    scorer = load_scorer(options, cache)
+    scorer = load_scorer(replace(options, device="cpu"), cache)  # the replicas hold the device
     config, manifest = scorer.model.config, cache.manifest
     if scorer.kind == "full":
         what = f"the full model (baseline), question length {config.max_question_len}"

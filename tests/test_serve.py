@@ -51,7 +51,7 @@ QUESTIONS = {passage_id_for(text): question for text, question, _ in PASSAGES.va
 START_TIMEOUT_S = 300
 
 
-# ---- the data, the services -----------------------------------------------------------------------------------------
+# ---- the data, the services ------------------------------------------------------------------------------------------
 def squad_json(path: Path) -> Path:
     articles = [{"title": title, "paragraphs": [{"context": text, "qas": [{
         "id": f"q{i}", "question": question, "answers": [{"text": answer, "answer_start": text.index(answer)}]}]}]}
@@ -157,7 +157,7 @@ def services(built, tiny_qa_checkpoint):
             service.close()
 
 
-# ---- an HTTP client (the standard library's) --------------------------------------------------------------------------
+# ---- an HTTP client (the standard library's) -------------------------------------------------------------------------
 def request(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
     where = urlparse(url)
     connection = http.client.HTTPConnection(where.hostname, where.port, timeout=60)
@@ -187,7 +187,7 @@ def same_answers(a: list[dict], b: list[dict]) -> bool:
         x["score"] == pytest.approx(y["score"], abs=1e-4) for x, y in zip(a, b))
 
 
-# ---- the tests --------------------------------------------------------------------------------------------------------
+# ---- the tests -------------------------------------------------------------------------------------------------------
 def test_healthz_and_info(services, built, tokenizer):
     from trainables.data.qa_features import passage_windows
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from trainables.cache.format import CacheError, read_manifest
+from trainables.cache.format import CacheError
 from trainables.cache.reader import CachedAnswer, PassageCache, question_ids, question_tensors, window_answers
 from trainables.data.qa_features import question_room
 from trainables.serving.options import ServeOptions
@@ -60,8 +60,7 @@ class AnswerEngine:
 
     def __init__(self, options: ServeOptions) -> None:
         self.options = options
-        shards = len(read_manifest(options.cache).shards)
-        cache = PassageCache(options.cache, shards_in_memory=max(1, shards))
+        cache = PassageCache(options.cache, shards_in_memory=1)  # read in plan order below: each shard decoded once
         self.manifest = cache.manifest
         self.scorer = load_scorer(options, cache)
         self.model = self.scorer.model
