@@ -1,6 +1,6 @@
 """`decouple serve`: answer questions over HTTP from a passage cache, on Ray Serve, until stopped.
 
-Before Ray starts, everything that can be refused is: the options, the port (free on the host), the cache and the
+Before Ray starts, everything that can be refused is: the options, the host and port (on a local Ray), the cache and the
 model (loaded once here: a cache built by another model, or for ``--baseline full`` with another tokenizer, is one
 line), and the cache's BM25 index (read, or built and kept beside the cache, `trainables.serving.retrieval`). Then
 the command starts or joins Ray (`orchestrator.ray_session`), starts Serve's HTTP proxy on ``--host``/``--port`` and
@@ -12,6 +12,7 @@ Serve replaces a replica that dies (`docs/commands.md`: what its requests get).
 """
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import time
@@ -31,10 +32,11 @@ def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     """Check, start, serve until interrupted (`KeyboardInterrupt`), stop. ``say`` gets the command's lines."""
     from orchestrator.ray_session import chosen_address, ray_session
 
-    check_port(options.host, options.port)
+    joined = chosen_address(options.ray_address)[0] is not None
+    if not joined:  # on a cluster the proxy listens on the cluster's nodes, maybe already (a Serve running there)
+        check_port(options.host, options.port)
     summary = check_model_and_cache(options)
     say(index_line(options))
-    joined = chosen_address(options.ray_address)[0] is not None
     with ray_session(options.ray_address, dashboard=False):
         from ray import serve as ray_serve
 
@@ -64,9 +66,11 @@ def check_port(host: str, port: int) -> None:
         try:
             probe.bind((host, port))
         except socket.gaierror as err:
-            raise ValueError(f"host={host!r} is not an address of this machine ({err.strerror}); use 127.0.0.1 or "
-                             "0.0.0.0") from None
+            raise ValueError(f"host={host!r} is not an address ({err.strerror}); use 127.0.0.1 or 0.0.0.0") from None
         except OSError as err:
+            if err.errno == errno.EADDRNOTAVAIL:
+                raise ValueError(f"host={host!r} is not an address of this machine; use 127.0.0.1 or 0.0.0.0") \
+                    from None
             raise ValueError(f"port={port} on {host} cannot be listened on ({err.strerror}); pass another --port "
                              "(or stop what holds it)") from None
 
