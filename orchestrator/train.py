@@ -76,6 +76,7 @@ def run_training(
     if run_id is not None:
         all_callbacks.append(MlflowEpochMetrics(tracking.uri, run_id))
     try:
+        coordinator_ready()
         result = _trainer(options, loop, root, name, all_callbacks).fit()
     except BaseException as err:
         if run_id is not None:
@@ -124,6 +125,25 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
             logging_config=ray.train.LoggingConfig(log_level=train_log_level()),
         ),
     )
+
+
+def coordinator_ready() -> None:
+    """Ray's AutoscalingCoordinator, created (on this Ray, once) and answering before Ray Train's controller asks it.
+
+    The controller registers each run's resources with that actor and waits 5 s for the answer (Ray 2.60's
+    ``AUTOSCALING_REQUESTS_GET_TIMEOUT_S``). The first request also created the actor, a new worker process that
+    imports Ray Data: on a busy machine (two `decouple train` at once on 2 cores) that took longer, and the
+    controller printed a `GetTimeoutError` traceback on a run that then succeeded. Waited for here, with no limit,
+    the request finds it ready."""
+    import ray
+
+    try:
+        from ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator import (
+            get_or_create_autoscaling_coordinator,
+        )
+    except ImportError:  # another Ray: its controller may not ask; readiness is no reason to fail training
+        return
+    ray.get(get_or_create_autoscaling_coordinator().get_reserved_resources.remote("decouple-ready"))
 
 
 def loop_config(options: TrainOptions):
