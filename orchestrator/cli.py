@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from orchestrator.errors import UserError
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "_run"):
         parser.print_help()
         return 0
-    args._argv = argv
+    args._argv, args._started = argv, time.time()
     try:
         # The libraries' logs turned down unless --verbose (orchestrator.console); SIGTERM stops as Ctrl-C does.
         with console(args.verbose), stop_on_signals():

@@ -86,7 +86,8 @@ def check_tracking_uri(uri: str) -> None:
 def ready_store(uri: str) -> None:
     """Create (or upgrade) a sqlite store now, holding a lock file beside it: MLflow migrates a new database's schema
     on first use, and two commands started at once against a new store both migrated it, one dying on "duplicate
-    column name". Other stores are left to MLflow."""
+    column name". A new store whose creation failed (a full disk) is removed again: left half-made, every later
+    command against it failed on "table ... already exists". Other stores are left to MLflow."""
     import fcntl
 
     if not uri.startswith(SQLITE_PREFIX):
@@ -95,7 +96,13 @@ def ready_store(uri: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.parent / (path.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        MlflowClient(uri).search_experiments(max_results=1)
+        new = not path.exists() or path.stat().st_size == 0
+        try:
+            MlflowClient(uri).search_experiments(max_results=1)
+        except Exception:
+            if new:
+                path.unlink(missing_ok=True)
+            raise
 
 
 @dataclass(frozen=True)

@@ -128,3 +128,23 @@ def test_sweep_on_a_full_disk_stops_at_once_and_resumes(small_disk, tiny_qa_chec
     small_disk.free()
     assert main(shlex.split(line.split("continue it with: decouple ", 1)[1])) == 0
     assert "sweep full-smoke: 1 finished trials" in capfd.readouterr().out
+
+
+def test_a_store_that_could_not_be_created_is_removed_and_named(small_disk):
+    """The issue's `sweep --storage` on a full disk: MLflow's sqlite store could not be created (a 110-line
+    SQLAlchemy traceback). The command's line names the store, and the half-made store is removed: left, every
+    later command failed on "table ... already exists"."""
+    from orchestrator.disk_full import disk_full
+    from orchestrator.tracking import ready_store
+
+    small_disk.mount("300k")
+    uri = f"sqlite:///{small_disk.folder / 'mlflow.db'}"
+    with pytest.raises(Exception) as caught:
+        ready_store(uri)
+    assert disk_full(caught.value) == ("no space left on the device to write the MLflow store (sqlite: database or "
+                                       "disk is full)")
+    assert not (small_disk.folder / "mlflow.db").exists()
+    small_disk.free()  # the next command (a process of its own: MLflow keeps this one's connection) creates it
+    subprocess.run([sys.executable, "-c", f"from orchestrator.tracking import ready_store; ready_store({uri!r})"],
+                   cwd=REPO, check=True, capture_output=True)
+    assert (small_disk.folder / "mlflow.db").stat().st_size > 0

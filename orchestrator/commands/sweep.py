@@ -34,13 +34,35 @@ def disk_use(location: str) -> int | None:
 
 
 def kept(args: argparse.Namespace) -> str:
-    """What an interrupted sweep kept (its finished trials, Tune's and the searcher's state) and how to go on."""
+    """What a sweep that stopped early kept (its finished trials, Tune's and the searcher's state) and how to go on:
+    ``--resume`` once it has recorded itself, else the same command again."""
     import shlex
 
     again = [word for word in args._argv if word != "--resume"]
     storage = args.storage or SweepOptions.storage  # the flag's default is the dataclass's
+    if not args.resume and not _recorded_now(args, storage):
+        return (f"it stopped before recording itself under {storage}, so there is nothing to continue; run the "
+                f"command again: decouple {shlex.join(again)}")
     return (f"its finished trials and Tune's state are kept under {storage}; continue it with: "
             f"decouple {shlex.join(again)} --resume")
+
+
+def _recorded_now(args: argparse.Namespace, storage: str) -> bool:
+    """Whether this command's sweep recorded itself (its sweep.json, written since the command started; a sweep that
+    stops before that is removed again, `orchestrator.sweep.runner.claimed`)."""
+    import os
+
+    from orchestrator.sweep.record import RECORD
+    from orchestrator.sweep.runner import existing_sweeps, sweep_name
+    from orchestrator.sweep.spaces import load_spec
+    from trainables.storage import exists, is_uri, join, resolve
+
+    storage = resolve(storage)
+    names = existing_sweeps(args.name or sweep_name(load_spec(args.space)[0], args.smoke), storage)
+    record = names and join(storage, (args.name or names[-1]), RECORD)
+    if not record or not exists(record):
+        return False
+    return is_uri(record) or os.stat(record).st_mtime >= args._started
 
 
 def run(args: argparse.Namespace) -> int:

@@ -102,7 +102,7 @@ def choose_sweep(options: SweepOptions, spec: SweepSpec, storage: str) -> str:
     ``--name`` a new sweep takes the first free ``<name>-2``, ``-3``, ... and ``--resume`` the newest of them, so the
     same command can run again; a taken ``--name`` needs ``--resume``."""
     base = options.name or sweep_name(spec, options.smoke)
-    existing = _existing(base, storage)
+    existing = existing_sweeps(base, storage)
     if options.resume:
         if not existing:
             raise UserError(f"--resume: no sweep {base!r} in {storage} to continue; run it without --resume first")
@@ -117,7 +117,7 @@ def choose_sweep(options: SweepOptions, spec: SweepSpec, storage: str) -> str:
     return fresh
 
 
-def _existing(base: str, storage: str) -> list[str]:
+def existing_sweeps(base: str, storage: str) -> list[str]:
     """``base``, ``base-2``, ``base-3``, ... as long as each exists under ``storage``."""
     names = []
     while exists(join(storage, base if not names else f"{base}-{len(names) + 1}")):
