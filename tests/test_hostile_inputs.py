@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -375,41 +374,7 @@ LIBRARY_NOISE = ("Token authentication is enabled", "Started a local Ray instanc
 transformers' progress bars and its table of the head weights a pre-trained encoder lacks (issue 16)."""
 
 
-def test_train_beside_another_ray_uses_its_own_without_cleaner_tracebacks(tmp_path, tokenizer):
-    """A second Ray on the machine made Ray Train's placement-group cleaner fail with 'Found multiple active Ray
-    instances' on every run; the command's own Ray names its dashboard to its workers. Training a teacher from an
-    encoder without a QA head (as from minilm-l6) prints no library noise and no Ray decorations on its workers'
-    lines unless --verbose (`orchestrator.console`)."""
-    from transformers import BertModel
-
-    from tests.conftest import tiny_bert_config
-
-    torch.manual_seed(0)
-    encoder = tmp_path / "encoder"
-    BertModel(tiny_bert_config()).save_pretrained(encoder)
-    tokenizer.save_pretrained(encoder)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RAY_ADDRESS", "DECOUPLE_DEBUG", "DECOUPLE_VERBOSE", "TRANSFORMERS_VERBOSITY")}
-    other = subprocess.Popen([sys.executable, "-c", "import ray, sys, time; ray.init(address='local', num_cpus=1, "
-                              "include_dashboard=False); print('up', flush=True); time.sleep(600)"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    try:
-        assert other.stdout.readline().strip() == "up"
-        done = _cli(tmp_path, env, "train", "--model", str(encoder), "--data", "synthetic:articles=4",
-                    "--eval-articles", "1", "--output-dir", str(tmp_path / "runs"), *TINY_TRAIN)
-    finally:
-        other.terminate()
-        other.wait(timeout=60)
-    output = done.stdout + done.stderr
-    assert done.returncode == 0, output[-3000:]
-    assert "[ray] started a local Ray with " in done.stderr
-    assert "Found multiple active Ray instances" not in output and "Traceback" not in output
-    assert [noise for noise in LIBRARY_NOISE if noise in output] == [], output[-3000:]
-    # The training worker's lines print as the command's own: no Ray prefix such as "(RayTrainWorker pid=...)", no
-    # colour codes; nor the raylet's warning about how many worker processes started.
-    assert any(line.startswith("[train] epoch 1/1: ") for line in output.splitlines()), output[-3000:]
-    assert not re.search(r"\(\w+ pid=\d+", output) and "\x1b[" not in output, output[-3000:]
-    assert "worker processes have been started" not in output
+# "train beside another Ray" is tests/test_two_runs.py's first test (merged, issue 33).
 
 
 # ---- 7. integrity ----------------------------------------------------------------------------------------------------
