@@ -12,12 +12,14 @@ from orchestrator.cache_options import CacheBuildOptions
 from orchestrator.cli import build_parser
 from orchestrator.evaluate import EvalOptions
 from orchestrator.flags import field_docs, given_options
+from orchestrator.loadtest import LoadtestOptions
 from orchestrator.sweep.options import SweepOptions
 from trainables.options import TrainOptions
+from trainables.serving.options import ServeOptions
 
 COMMANDS = [(["eval"], EvalOptions, ()), (["bench"], BenchOptions, ()), (["answer"], AnswerOptions, ()),
             (["cache", "build"], CacheBuildOptions, ()), (["sweep"], SweepOptions, ("bench",)),
-            (["train"], TrainOptions, ())]
+            (["train"], TrainOptions, ()), (["serve"], ServeOptions, ()), (["loadtest"], LoadtestOptions, ())]
 
 
 def _subparser(words: list[str]):
