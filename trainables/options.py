@@ -124,11 +124,14 @@ class TrainOptions:
     """How much of the task loss is distillation: (1 - kd_ratio)·CE(labels) + kd_ratio·T²·KL(teacher ‖ student).
     0 = no distillation (hard labels only), 1 = the teacher's soft targets only. Replaces kd_alpha (= 1 - kd_ratio)."""
     hidden_weight: float = option(0.0, STUDENT)
-    """Weight of the MSE between student and teacher last-layer hidden states (the blog uses 0.5)."""
+    """Weight of the relative MSE (squared error over the teacher's energy, `losses.relative_mse`) between student and
+    teacher last-layer hidden states (the blog uses 0.5, on a plain MSE)."""
     attention_weight: float = option(0.0, STUDENT)
-    """Weight of the MSE between student and teacher last-layer self-attention maps (the blog uses 0.5)."""
+    """Weight of the per-query KL (teacher ‖ student, `losses.attention_kl`) between student and teacher last-layer
+    self-attention distributions (the blog uses 0.5, on an MSE of the maps)."""
     lrs_weight: float = option(0.0, STUDENT)
-    """Weight of DeFormer's layerwise representation similarity (MSE of every upper layer vs the teacher's)."""
+    """Weight of DeFormer's layerwise representation similarity (the relative MSE of every upper layer vs the
+    teacher's)."""
     split_anneal: float = option(0.0, STUDENT)
     """Fraction of the student's (phase-2) training steps over which its lower layers go from the joint model to the
     decoupled one: they see question and passage together, each attention weight across the two scaled by a factor

@@ -132,7 +132,7 @@ def load_tokenizer(path: Path):
 
 # ---- the loop -----------------------------------------------------------------------------------------------------
 def run_worker(cfg: LoopConfig) -> None:
-    """One Ray Train worker's whole run (`worker_entry.train_loop_per_worker` calls it)."""
+    """One Ray Train worker's whole run (`trainables.training.entry.train_loop_per_worker` calls it)."""
     import ray.train
     import ray.train.torch
 
