@@ -1,4 +1,5 @@
-"""The tree's import rules (STYLE.md, rule 1): worker code and sweep definitions never import the driver
+"""The tree's import rules (docs/architecture.md, "The layering rules"): worker code and sweep definitions (the
+shipped ones in search_spaces/ and those behind results/) never import the driver
 (`orchestrator/`), and no module imports itself back through others. Imports inside functions count too: they run
 on the same machines, just later."""
 import ast
@@ -87,3 +88,10 @@ def test_no_import_cycles():
 def test_the_rules_see_the_imports():
     """The graph is not empty by mistake: a known arrow is in it."""
     assert "trainables.options" in _graph()["search_spaces.base"]
+
+
+def test_the_sweep_definitions_behind_results_never_import_the_driver():
+    modules = _modules()
+    up = sorted(f"{path.relative_to(ROOT)} -> {target}" for path in sorted((ROOT / "results").rglob("*_space.py"))
+                for target in _imported(path.stem, path, modules) if target.startswith("orchestrator"))
+    assert up == [], "sweep definitions in results/ import the driver: " + ", ".join(up)

@@ -9,13 +9,23 @@ Run (from the repository root):
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import replace
 from pathlib import Path
 
-from orchestrator.sweep.spaces import load_spec
-from search_spaces.base import Target
+from search_spaces.base import SweepSpec, Target
 
-COMPRESSION, _ = load_spec(str(Path(__file__).with_name("compression_space.py")))  # results/ is not a package
+
+def _sibling_spec(name: str) -> SweepSpec:
+    """``SPEC`` of the space file ``name`` beside this one (results/ is not a package; a sweep definition does not
+    import the driver, so not through `orchestrator.sweep.spaces`)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, Path(__file__).with_name(name))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SPEC
+
+
+COMPRESSION = _sibling_spec("compression_space.py")
 
 
 def below_four(target: Target) -> list[dict]:
