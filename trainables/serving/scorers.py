@@ -24,14 +24,20 @@ Timing = Callable[[str], AbstractContextManager]
 """``timing(phase)``: a block whose wall time counts towards ``phase`` (`trainables.serving.engine.Timer`)."""
 
 
-class CachedScorer:
-    """The decoupled model over cached passage states."""
+class _Scorer:
+    """A model in eval mode on ``device``; subclasses make logits for (question, window) rows."""
 
-    kind = "decoupled"
+    kind: str
 
     def __init__(self, model: DecoupledModel, device: str) -> None:
         self.model = model.to(device).eval()
         self.device = device
+
+
+class CachedScorer(_Scorer):
+    """The decoupled model over cached passage states."""
+
+    kind = "decoupled"
 
     def logits(self, q_ids: torch.Tensor, q_mask: torch.Tensor, owner: torch.Tensor, windows: CachedWindows, *,
                batch_size: int, timing: Timing) -> tuple[torch.Tensor, torch.Tensor]:
@@ -51,14 +57,10 @@ class CachedScorer:
         return torch.cat(starts), torch.cat(ends)
 
 
-class FullScorer:
+class FullScorer(_Scorer):
     """The full model (split 0) over the question and each window's tokens."""
 
     kind = "full"
-
-    def __init__(self, model: DecoupledModel, device: str) -> None:
-        self.model = model.to(device).eval()
-        self.device = device
 
     def logits(self, q_ids: torch.Tensor, q_mask: torch.Tensor, owner: torch.Tensor, windows: CachedWindows, *,
                batch_size: int, timing: Timing) -> tuple[torch.Tensor, torch.Tensor]:
