@@ -9,16 +9,18 @@ exit code: 128 + the signal number (130 for SIGINT, 143 for SIGTERM).
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class Interrupted(KeyboardInterrupt):
-    """The command was asked to stop by ``signum``."""
+    """The command was asked to stop by ``signum``, at ``at`` (seconds since the epoch; now when not given)."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, at: float | None = None):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
+        self.at = time.time() if at is None else at
 
     @property
     def exit_code(self) -> int:

@@ -107,6 +107,32 @@ def test_sigint_stops_a_sweep_with_its_runs_killed_and_the_command_that_continue
     assert runs and {run.info.status for run in runs} == {"KILLED"}  # the sweep's and its started trial's
 
 
+def test_trial_runs_the_stop_failed_are_marked_killed_and_earlier_failures_kept(tmp_path):
+    """The race behind a red CI: a trial whose training the stop ended marks its own run FAILED before the driver
+    marks what is left; a run failed after the signal came is the stop's (KILLED), one failed before stays FAILED."""
+    from orchestrator.interrupt import Interrupted
+    from orchestrator.sweep.tracking import mark_stopped
+    from orchestrator.tracking import PARENT_RUN_TAG
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("e")
+    parent = client.create_run(experiment).info.run_id
+    trials = {name: client.create_run(experiment, tags={PARENT_RUN_TAG: parent}).info.run_id
+              for name in ("failed_before", "failed_by_stop", "running", "finished")}
+    client.set_terminated(trials["failed_before"], "FAILED")
+    client.set_terminated(trials["finished"], "FINISHED")
+    signalled = time.time()
+    time.sleep(0.01)
+    client.set_terminated(trials["failed_by_stop"], "FAILED")
+    mark_stopped(client.tracking_uri, parent, Interrupted(signal.SIGINT, at=signalled))
+    status = {name: client.get_run(run).info.status for name, run in trials.items()}
+    assert status == {"failed_before": "FAILED", "failed_by_stop": "KILLED", "running": "KILLED",
+                      "finished": "FINISHED"}
+    assert client.get_run(parent).info.status == "KILLED"
+    mark_stopped(client.tracking_uri, parent, RuntimeError("an error, not a signal"))  # nothing failed is re-marked
+    assert client.get_run(trials["failed_by_stop"]).info.status == "KILLED"
+
+
 CACHE_DRIVER = """
 import os, signal, sys
 from trainables.cache import assembly

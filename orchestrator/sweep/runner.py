@@ -159,8 +159,7 @@ def run_sweep(options: SweepOptions) -> SweepOutcome:
                 if options.refine and record.student:
                     refine(options, record, context, sweep_dir)
         except BaseException as err:
-            mark_stopped(record.tracking_uri, record.parent_run_id,
-                         "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            mark_stopped(record.tracking_uri, record.parent_run_id, err)
             raise
         tune_wall_s = time.perf_counter() - fit_start
         report = summarise(record, sweep_dir, tune_wall_s)
@@ -290,7 +289,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
         else:  # a teacher trained now is a child of this sweep's run; a reused one is named by its run id
             teacher = ensure_teacher(alone, storage, tracking_uri, options.experiment, parent_run_id=parent)
     except BaseException as err:
-        mark_stopped(tracking_uri, parent, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+        mark_stopped(tracking_uri, parent, err)
         raise
     log_params(tracking_uri, parent, {"teacher": teacher["path"], "teacher_accuracy": teacher["accuracy"]})
     if teacher.get("mlflow_run_id"):
@@ -301,7 +300,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
             student = ensure_student({**alone, "teacher": teacher["path"]}, storage, tracking_uri, options.experiment,
                                      parent_run_id=parent)
         except BaseException as err:
-            mark_stopped(tracking_uri, parent, "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            mark_stopped(tracking_uri, parent, err)
             raise
         log_params(tracking_uri, parent, {"any_split_student": student["path"]})
     record = SweepRecord(

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -97,12 +98,12 @@ def tune_stops_on_signals() -> Iterator[None]:
     """Around `Tuner.fit`: SIGINT or SIGTERM ends the Tune run (see the module doc) and then raises `Interrupted`
     for the first signal; a second signal raises at once. Tune's lines about the stop are left out unless
     --verbose."""
-    received: list[int] = []
+    received: list[tuple[int, float]] = []  # the first signal and when it came
 
     def stop(signum: int, _frame) -> None:
         if received:
-            raise Interrupted(received[0])
-        received.append(signum)
+            raise Interrupted(*received[0])
+        received.append((signum, time.time()))
         _stop_tune()
 
     previous_env = os.environ.get(_TUNE_SIGINT_ENV)
@@ -124,4 +125,4 @@ def tune_stops_on_signals() -> Iterator[None]:
         for logger in loggers:
             logger.removeFilter(quiet)
     if received:
-        raise Interrupted(received[0])
+        raise Interrupted(*received[0])

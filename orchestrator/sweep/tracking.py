@@ -157,15 +157,21 @@ def reconcile_trial_runs(uri: str, parent_run_id: str, trial_ids: Sequence[str])
             client.set_terminated(run.info.run_id, "KILLED")
 
 
-def mark_stopped(uri: str, parent_run_id: str, status: str) -> None:
-    """A sweep that stopped before its end (`orchestrator.sweep.stopping`): its parent run and the trial runs still
-    RUNNING are marked ``status`` (KILLED after a signal, FAILED after an error); ``--resume`` sets them RUNNING again.
-    A store that cannot be written now (a full disk) is left as it is: the sweep's own error says why it stopped."""
+def mark_stopped(uri: str, parent_run_id: str, err: BaseException) -> None:
+    """A sweep that stopped before its end on ``err`` (`orchestrator.sweep.stopping`): its parent run and the trial
+    runs still RUNNING are marked KILLED after a signal (`KeyboardInterrupt`), FAILED after an error; ``--resume``
+    sets them RUNNING again. After a signal, a trial run that its own trial marked FAILED once the signal came was
+    failed by the stop (its training was ended under it), and is marked KILLED too. A store that cannot be written
+    now (a full disk) is left as it is: the sweep's own error says why it stopped."""
+    status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
+    signalled_ms = 1000 * err.at if status == "KILLED" and getattr(err, "at", None) is not None else None
     try:
         client = MlflowClient(uri)
         experiment = client.get_run(parent_run_id).info.experiment_id
         for run in client.search_runs([experiment], f"tags.`{PARENT_RUN_TAG}` = '{parent_run_id}'"):
-            if run.info.status == "RUNNING":
+            failed_by_stop = (signalled_ms is not None and run.info.status == "FAILED"
+                              and (run.info.end_time or 0) >= signalled_ms)
+            if run.info.status == "RUNNING" or failed_by_stop:
                 client.set_terminated(run.info.run_id, status)
         client.set_terminated(parent_run_id, status)
     except Exception as err:
