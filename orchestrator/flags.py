@@ -1,6 +1,5 @@
 """Command-line flags made from the options dataclasses: one flag per field, ``--field-name``, its help the field's
-docstring; and old flag names still accepted with a one-line deprecation notice. Every command that takes a setting
-spells it as the dataclass field (`--compression-ratio` in `train`, `eval`, `bench` and `cache build`).
+docstring. Every command that takes a setting spells it as the dataclass field (`--compression-ratio` in `train`, `eval`, `bench` and `cache build`).
 
 What a flag is comes from its field: the annotation gives its type (``int``, ``float``, ``str``; ``bool`` is
 ``--name`` / ``--no-name``; anything else is taken as a string the command converts), a field without a default is a
@@ -12,7 +11,6 @@ from __future__ import annotations
 import argparse
 import ast
 import inspect
-import sys
 import types
 import typing
 from collections.abc import Collection
@@ -77,20 +75,3 @@ def _scalar(hint: object) -> type | None:
         hint = rest[0] if len(rest) == 1 else None
     return hint if hint in (*SCALARS, bool) else None
 
-
-class _Renamed(argparse.Action):
-    """Stores the value under the new name's destination after one deprecation line on stderr."""
-
-    def __init__(self, option_strings, dest, new_flag: str = "", **kwargs):
-        self.new_flag = new_flag
-        super().__init__(option_strings, dest, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(f"decouple: {option_string} is deprecated; use {self.new_flag}", file=sys.stderr)
-        setattr(namespace, self.dest, values)
-
-
-def add_renamed_flag(parser, old_flag: str, new_flag: str, dest: str, **kwargs) -> None:
-    """Accept ``old_flag`` as ``new_flag`` (same ``dest``, same type), hidden from --help, with a deprecation line."""
-    parser.add_argument(old_flag, dest=dest, action=_Renamed, new_flag=new_flag, default=argparse.SUPPRESS,
-                        help=argparse.SUPPRESS, **kwargs)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from trainables.options import RENAMED, RUNNER, STUDENT, TrainOptions, fields_with
+from trainables.options import RUNNER, STUDENT, TrainOptions, fields_with
 
 if TYPE_CHECKING:
     import optuna
@@ -33,8 +33,8 @@ SCHEDULERS = ("asha",)
 SAMPLERS = ("tpe", "nsga2")
 RUNNER_FIELDS = fields_with(RUNNER)
 """`TrainOptions` fields the runner owns: a search space may not set them (the sweep's command line does)."""
-STUDENT_ONLY = fields_with(STUDENT) | {old for old, new in RENAMED.items() if new in fields_with(STUDENT)}
-"""Fields (and their old names) that mean nothing for split 0 (the full model): a space must make them conditional
+STUDENT_ONLY = fields_with(STUDENT)
+"""Fields that mean nothing for split 0 (the full model): a space must make them conditional
 on split >= 1."""
 VALIDATION_SAMPLES = 64
 """Random configs drawn by `validate_spec` on top of the enqueued points."""
@@ -226,7 +226,7 @@ def trial_options(config: Mapping[str, Any], base: Mapping[str, Any]) -> "TrainO
 
 def check_names(keys: Iterable[str]) -> None:
     """Every key a training option a sweep definition may set."""
-    known = ({f.name for f in fields(TrainOptions)} | set(RENAMED)) - RUNNER_FIELDS
+    known = {f.name for f in fields(TrainOptions)} - RUNNER_FIELDS
     for key in keys:
         if key in RUNNER_FIELDS:
             raise ValueError(f"{key!r} is set by the sweep's command line, not by a search space; remove it")

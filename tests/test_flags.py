@@ -32,9 +32,7 @@ def _subparser(words: list[str]):
 
 @pytest.mark.parametrize("words, cls, left_out", COMMANDS, ids=lambda v: v[0] if isinstance(v, list) else "")
 def test_every_field_is_a_flag_with_its_docstring_as_help(words, cls, left_out):
-    # keyed by the field's own flag, not by dest: a renamed old flag (`--ratio`) shares the new one's dest
-    actions = {a.dest: a for a in _subparser(words)._actions
-               if not a.option_strings or a.option_strings[0] == "--" + a.dest.replace("_", "-")}
+    actions = {a.dest: a for a in _subparser(words)._actions}
     docs = field_docs(cls)
     for f in fields(cls):
         if f.name in left_out:

@@ -194,23 +194,6 @@ def test_concurrency_is_sized_from_the_cluster():
     assert concurrent_slots({"CPU": 1.0}, num_workers=4, use_gpu=False) == 1  # one at a time, never none
 
 
-def test_saved_tune_state_of_sweeps_before_the_sub_package_still_loads():
-    """A sweep started before `orchestrator/sweep/` pickled its naming functions under `orchestrator.sweep_runner`
-    in tuner.pkl, and Tune restores a trainable only under the name it saved, ``run_trial`` (nothing in that state
-    names the trainable's module: read from a real sweep's tuner.pkl and experiment state)."""
-    import pickle
-
-    from orchestrator.sweep.tuner import TrialName, trial_dirname
-    from trainables.trial import run_trial
-
-    old = pickle.dumps((TrialName("split"), trial_dirname), protocol=2)
-    old = old.replace(b"orchestrator.sweep.tuner\nTrialName", b"orchestrator.sweep_runner\n_TrialName")
-    old = old.replace(b"orchestrator.sweep.tuner\ntrial_dirname", b"orchestrator.sweep_runner\n_trial_dirname")
-    assert old.count(b"orchestrator.sweep_runner") == 2
-    assert pickle.loads(old) == (TrialName("split"), trial_dirname)
-    assert run_trial.__name__ == "run_trial"
-
-
 def test_split_zero_trained_like_the_teacher_is_the_teacher(tiny_qa_checkpoint):
     from orchestrator.sweep.teacher import teacher_options
     from trainables.trial_reuse import teacher_key

@@ -136,20 +136,6 @@ def test_cli_prints_one_line_for_bad_options(capsys):
     assert err == "decouple train: error: split=99 is larger than the 6 layers of model 'minilm-l6'; use 1..6"
 
 
-def test_kd_alpha_still_works_as_one_minus_kd_ratio_with_a_deprecation_line(capsys, tmp_path):
-    from orchestrator.commands.train import add_arguments, options_from_args
-
-    assert TrainOptions.from_dict({"kd_alpha": "1", "mode": "teacher"}).kd_ratio == 0.0  # no distillation, as before
-    assert "kd_alpha is deprecated; use kd_ratio = 1 - kd_alpha = 0" in capsys.readouterr().err
-    parser = __import__("argparse").ArgumentParser()
-    add_arguments(parser)
-    options = options_from_args(parser.parse_args(["--kd-alpha", "0.7"]))
-    assert options.kd_ratio == 0.3
-    assert capsys.readouterr().err.count("\n") == 1
-    with pytest.raises(ValueError, match="kd_alpha and kd_ratio are both set"):
-        TrainOptions.from_dict({"kd_alpha": 0.5, "kd_ratio": 0.5})
-
-
 # ---- the options schema: roles on the fields, no file read on construction -----------------------------------------
 def test_every_field_declares_its_roles():
     from dataclasses import fields

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import typing
 from collections.abc import Mapping
 from dataclasses import Field, asdict, dataclass, field, fields, replace
@@ -122,7 +121,7 @@ class TrainOptions:
     """T of Hinton distillation (soft targets softmax(teacher/T))."""
     kd_ratio: float = option(0.5, STUDENT)
     """How much of the task loss is distillation: (1 - kd_ratio)·CE(labels) + kd_ratio·T²·KL(teacher ‖ student).
-    0 = no distillation (hard labels only), 1 = the teacher's soft targets only. Replaces kd_alpha (= 1 - kd_ratio)."""
+    0 = no distillation (hard labels only), 1 = the teacher's soft targets only."""
     hidden_weight: float = option(0.0, STUDENT)
     """Weight of the relative MSE (squared error over the teacher's energy, `losses.relative_mse`) between student and
     teacher last-layer hidden states (the blog uses 0.5, on a plain MSE)."""
@@ -208,7 +207,6 @@ class TrainOptions:
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
         """Options from a mapping of field names to values; strings are converted to the field's type."""
-        values = renamed(values)
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -292,26 +290,6 @@ def fields_with(role: str) -> frozenset[str]:
     if role not in ROLES:
         raise ValueError(f"role {role!r} is unknown; use one of {', '.join(ROLES)}")
     return frozenset(f.name for f in fields(TrainOptions) if role in f.metadata["roles"])
-
-
-RENAMED = {"kd_alpha": "kd_ratio"}
-"""Old option names still accepted (with a deprecation line) -> their replacements."""
-
-
-def renamed(values: Mapping[str, object]) -> dict[str, object]:
-    """``values`` with old option names replaced; each old name prints one deprecation line on stderr.
-
-    ``kd_alpha`` weighed the hard labels, so 1 meant *no* distillation; ``kd_ratio`` = 1 − kd_alpha weighs the
-    distillation term, so 0 turns it off."""
-    values = dict(values)
-    if "kd_alpha" not in values:
-        return values
-    if "kd_ratio" in values:
-        raise ValueError("kd_alpha and kd_ratio are both set; keep kd_ratio (kd_ratio = 1 - kd_alpha)")
-    ratio = round(1.0 - float(_coerce("kd_alpha", values.pop("kd_alpha"), float)), 10)
-    print(f"decouple: kd_alpha is deprecated; use kd_ratio = 1 - kd_alpha = {ratio:g} (0 = no distillation)",
-          file=sys.stderr)
-    return {**values, "kd_ratio": ratio}
 
 
 def _coerce(name: str, value: object, hint: object) -> object:

@@ -7,16 +7,13 @@ import json
 
 from orchestrator.bench import DEFAULT_EXPERIMENT, BenchOptions
 from orchestrator.errors import UserError
-from orchestrator.flags import add_option_flags, add_renamed_flag, given_options
+from orchestrator.flags import add_option_flags, given_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()  # real weights, or random ones of a shape
     add_option_flags(source, BenchOptions, only=("model", "shape"))
     add_option_flags(parser, BenchOptions, exclude=("model", "shape"))
-    add_renamed_flag(parser, "--ratio", "--compression-ratio", "compression_ratio", type=int)
-    add_renamed_flag(parser, "--question-len", "--max-question-len", "max_question_len", type=int)
-    add_renamed_flag(parser, "--passage-len", "--max-passage-len", "max_passage_len", type=int)
     parser.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
     parser.add_argument("--tracking-uri", help="also log to this MLflow tracking URI")
     parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT, help="MLflow experiment name")

@@ -6,12 +6,11 @@ import json
 import sys
 
 from orchestrator.evaluate import EvalOptions
-from orchestrator.flags import add_option_flags, add_renamed_flag, given_options
+from orchestrator.flags import add_option_flags, given_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option_flags(parser, EvalOptions)
-    add_renamed_flag(parser, "--ratio", "--compression-ratio", "compression_ratio", type=int)
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object as the last line (and no progress line on a terminal)")
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from orchestrator.flags import add_option_flags
 from trainables import storage
-from trainables.options import RENAMED, TrainOptions
+from trainables.options import TrainOptions
 
 DEFAULT_EXPERIMENT = "decoupled-train"
 
@@ -19,8 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="options file; command-line options override it")
     group = parser.add_argument_group("training options (see TrainOptions)")
     add_option_flags(group, TrainOptions, typed=False)  # from_dict converts (one error text for YAML and flags)
-    # deprecated: kd_ratio = 1 - kd_alpha; `renamed` converts it and prints the deprecation line
-    group.add_argument("--kd-alpha", dest="kd_alpha", default=None, help=argparse.SUPPRESS)
     track = parser.add_argument_group("tracking")
     track.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else the project's "
                                                "sqlite:///<cwd>/runs/mlflow.db)")
@@ -134,6 +132,6 @@ def quiet_for_json(options: TrainOptions, args: argparse.Namespace) -> TrainOpti
 def options_from_args(args: argparse.Namespace) -> TrainOptions:
     """YAML options (or the defaults) with every option given on the command line applied on top."""
     base = TrainOptions.from_yaml(args.config) if args.config else None
-    names = [f.name for f in fields(TrainOptions)] + list(RENAMED)
+    names = [f.name for f in fields(TrainOptions)]
     given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
     return TrainOptions.from_dict({**(base.to_dict() if base else {}), **given})
