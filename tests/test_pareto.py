@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.pareto import Budget, Objective, credited_speedup, dominates, pareto_front, recommend
+from orchestrator.sweep.pareto import Budget, Objective, credited_speedup, dominates, pareto_front, recommend
 
 
 def row(name: str, accuracy: float, speedup: float, nbytes: float, teacher: float = 80.0) -> dict:
@@ -77,7 +77,7 @@ def test_bad_mode_names_the_metric():
 
 
 def test_report_says_keep_the_teacher_or_how_an_unreliable_pick_was_ranked():
-    from orchestrator.report import SweepReport, format_report
+    from orchestrator.sweep.report import SweepReport, format_report
 
     split0 = {**timed("k0", 99.0, 1.99, 1.00, reliable=False), "trial": "k0", "split": 0, "checkpoint": "t"}
     k3 = {**timed("k3", 98.5, 1.55, 1.46, reliable=False), "trial": "k3", "split": 3, "checkpoint": "c3"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from orchestrator.report import trial_row
+from orchestrator.sweep.report import trial_row
 from orchestrator.sweep.tracking import format_table, plot_curve, plot_front
 from tests.conftest import tiny_bert_config
 from trainables.model.config import DecoupledConfig

@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from orchestrator.cli import main
-from orchestrator.pareto import credited_speedup
+from orchestrator.sweep.pareto import credited_speedup
 from orchestrator.sweep.tuner import concurrent_slots
 
 REPO = Path(__file__).parents[1]

@@ -1,11 +1,11 @@
-"""`decouple report SWEEP`: its flags and `run`; the report is `orchestrator.report`."""
+"""`decouple report SWEEP`: its flags and `run`; the report is `orchestrator.sweep.report`."""
 from __future__ import annotations
 
 import argparse
 import json
 
-from orchestrator.pareto import Budget
-from orchestrator.report import DEFAULT_BUDGET
+from orchestrator.sweep.pareto import Budget
+from orchestrator.sweep.report import DEFAULT_BUDGET
 from trainables.storage import resolve
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.report import build_report, format_report
+    from orchestrator.sweep.report import build_report, format_report
 
     budget = Budget(args.max_drop, args.min_speedup, args.max_state_bytes_per_token)
     report = build_report(resolve(args.sweep), budget)

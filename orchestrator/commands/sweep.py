@@ -66,7 +66,7 @@ def _recorded_now(args: argparse.Namespace, storage: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.report import format_report
+    from orchestrator.sweep.report import format_report
     from orchestrator.sweep.runner import run_sweep
 
     try:

@@ -46,7 +46,7 @@ from trainables.storage import exists, is_uri, join, resolve
 from trainables.trial import TrialContext
 
 if TYPE_CHECKING:
-    from orchestrator.report import SweepReport
+    from orchestrator.sweep.report import SweepReport
 
 @dataclass
 class SweepOutcome:
@@ -172,8 +172,8 @@ def refine(options: SweepOptions, record: SweepRecord, context: TrialContext, sw
     (`refine_candidates` over the any-split trials' report), as ``<sweep dir>/refine``."""
     from ray import tune
 
-    from orchestrator.pareto import refine_candidates
-    from orchestrator.report import DEFAULT_BUDGET, build_report
+    from orchestrator.sweep.pareto import refine_candidates
+    from orchestrator.sweep.report import DEFAULT_BUDGET, build_report
 
     splits = refine_candidates(build_report(sweep_dir).rows, DEFAULT_BUDGET, options.refine)
     if not splits:
@@ -316,7 +316,7 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
 def summarise(record: SweepRecord, sweep_dir: str, tune_wall_s: float) -> "SweepReport":
     """The sweep's report (default budget), logged to its MLflow parent run with this invocation's Tune wall time
     and the per-trial overhead; the parent run is then closed."""
-    from orchestrator.report import build_report, overhead
+    from orchestrator.sweep.report import build_report, overhead
     from orchestrator.sweep.tracking import log_summary, reconcile_trial_runs
     from orchestrator.tracking import end_run, log_metrics
 

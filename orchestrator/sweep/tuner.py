@@ -101,7 +101,7 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
 
 def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialContext, sweep_dir: str,
                        max_failures: int):
-    """A `Tuner` of one dedicated student per split of ``splits`` (`orchestrator.pareto.refine_candidates`): the
+    """A `Tuner` of one dedicated student per split of ``splits`` (`orchestrator.sweep.pareto.refine_candidates`): the
     sweep's own trials with no any-split set, so each trains its own student, kept as ``<sweep dir>/refine``."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import UserError
-from orchestrator.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pareto_front, recommend
+from orchestrator.sweep.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pareto_front, recommend
 
 ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
                "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
