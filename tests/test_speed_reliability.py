@@ -67,11 +67,9 @@ def test_plots_draw_an_unreliable_speed_hollow():
     assert "unreliable speed" in labels
 
 
-def test_report_rows_carry_the_verdict_and_read_old_sweeps():
+def test_report_rows_carry_the_verdict():
     last = {"trial_wall_s": 1.0, "speedup": 2.0, "speed_reliable": 0.0, "speed_load": 3.0, "accuracy": 70.0}
     assert trial_row("t1", {"split": 1}, last)["speed_reliable"] == 0.0
-    old = trial_row("t0", {"split": 1}, {"trial_wall_s": 1.0, "cache_bytes_per_token": 1536.0})
-    assert old["state_bytes_per_token"] == 1536.0 and "cache_bytes_per_token" not in old
 
 
 def test_bench_table_marks_unreliable_rows():

@@ -11,17 +11,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from orchestrator.errors import UserError
+from orchestrator.sweep.columns import ROW_METRICS, ROW_SETTINGS
 from orchestrator.sweep.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pareto_front, recommend
 
-ROW_METRICS = ("accuracy", "accuracy_drop", "speedup", "speedup_bound", "speedup_live", "state_bytes_per_token",
-               "speed_reliable", "speed_load", "trial_train_s", "trial_wall_s", "bench_s")
-"""Metrics a row takes from a trial's closing report."""
-ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype", "training")
-"""The effective decoupling settings a trial's closing report carries (defaults filled in), and what trained its model
-(``own``, ``any-split`` or ``teacher``: `orchestrator.sweep.trial.trial_training`)."""
 DEFAULT_BUDGET = Budget()
-RENAMED_METRICS = {"cache_bytes_per_token": "state_bytes_per_token"}
-"""Metric names of sweeps run before a rename -> today's names."""
 
 
 @dataclass
@@ -45,7 +38,6 @@ def trial_row(trial_id: str, config: dict[str, Any], last: dict[str, Any]) -> di
     """One finished trial as a flat row (sampled parameters, settings, metrics); None if it did not finish."""
     if "trial_wall_s" not in last:
         return None
-    last = {RENAMED_METRICS.get(k, k): v for k, v in last.items()}
     row = {"trial": trial_id, **config}
     row |= {k: last[k] for k in ROW_SETTINGS + ROW_METRICS if k in last}
     row["checkpoint"] = last.get("checkpoint_path")

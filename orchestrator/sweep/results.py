@@ -24,13 +24,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from orchestrator.sweep.columns import ROW_FIELDS
 from trainables import storage
 
 RESULTS = "results.json"
-ROW_FIELDS = ("trial", "split", "compression_ratio", "cache_dtype", "training", "accuracy", "accuracy_drop",
-              "speedup", "speedup_bound", "speed_reliable", "speed_load", "state_bytes_per_token", "trial_train_s",
-              "trial_wall_s")
-"""Row fields first in each trial's record; the sampled parameters follow."""
 ENTRY_MODULE = ("orchestrator", "cli.py")
 """The file behind the `decouple` console script, as the last parts of a path."""
 SQLITE = "sqlite:///"

@@ -14,6 +14,8 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from orchestrator.sweep.columns import TABLE_COLUMNS
+from orchestrator.text_table import aligned
 from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_metrics, log_params
 from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
 
@@ -21,9 +23,6 @@ SWEEP_TAG = "decouple.sweep"
 TRIAL_TAG = "decouple.trial_id"
 ROLE_TAG = "decouple.role"
 AXIS_TITLES = {"split": "split k (layers run separately)", "compression_ratio": "compression ratio r"}
-TABLE_COLUMNS = ("trial", "split", "compression_ratio", "cache_dtype", "training", "accuracy", "accuracy_drop",
-                 "speedup", "speedup_bound", "state_bytes_per_token")
-"""Columns of the Pareto table, on the parent run and in `decouple report`."""
 COMPARED = {"accuracy": 2, "accuracy_drop": 2, "speedup": 2, "speedup_bound": 2, "speedup_live": 2,
             "speedup_live_bound": 2, "state_bytes_per_token": 1, "speed_load": 2}
 """The figures trials are compared on, and the decimals MLflow shows of them (`for_comparison`)."""
@@ -191,8 +190,7 @@ def format_table(rows: Sequence[dict], front: Sequence[dict] | None = None) -> s
         (["*" if r["trial"] in on_front else ""] if marked else []) + [_cell(r, c) for c in TABLE_COLUMNS]
         for r in rows
     ]
-    widths = [max(len(line[i]) for line in cells) for i in range(len(titles))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in cells]
+    lines = aligned(cells)
     unreliable = [r for r in rows if not is_reliable(r)]
     if unreliable:
         lines.append(_unreliable_note([r["speed_load"] for r in unreliable if r.get("speed_load") is not None]))
