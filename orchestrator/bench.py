@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from orchestrator.errors import UserError
+from orchestrator.text_table import aligned
 from trainables.model.config import CACHE_DTYPES, check_fits, check_split_in
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
@@ -241,29 +242,22 @@ def format_table(result: BenchResult) -> str:
         *([UNRELIABLE_NOTE] if not all(is_reliable(row) for row in result.rows) else []),
         "",
     ]
-    lines = [list(_TITLES)] + [_cells(row) for row in result.rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(_TITLES))]
-    return "\n".join(header + ["  ".join(c.rjust(w) for c, w in zip(line, widths)) for line in lines])
+    return "\n".join(header + aligned([list(_TITLES)] + [_cells(row) for row in result.rows]))
 
 
 def log_to_mlflow(result: BenchResult, tracking_uri: str, experiment: str = DEFAULT_EXPERIMENT) -> str:
     """Log one run to MLflow: options and environment as params, each split's numbers as metrics with
     step=split, the JSON report as the artifact ``bench.json``. Returns the run id."""
-    from mlflow.tracking import MlflowClient
+    from orchestrator.tracking import Tracking, end_run, log_metrics, log_params, log_text, start_run
 
-    from orchestrator.tracking import Tracking, experiment_id as find_experiment
-
-    client = MlflowClient(tracking_uri=tracking_uri)
-    run_id = client.create_run(find_experiment(Tracking(tracking_uri, experiment)), run_name="bench").info.run_id
+    tracking = Tracking(tracking_uri, experiment, run_name="bench")
+    run_id = start_run(tracking)
     environment = {"threads": result.threads, "baseline": result.baseline, "torch": torch.__version__}
-    params = {**asdict(result.options), **environment}
-    for key, value in params.items():
-        client.log_param(run_id, key, value)
+    log_params(tracking.uri, run_id, {**asdict(result.options), **environment})
     for row in result.rows:
-        for key, value in _flat_metrics(row).items():
-            client.log_metric(run_id, key, value, step=row["split"])
-    client.log_text(run_id, json.dumps(result.to_dict(), indent=2), "bench.json")
-    client.set_terminated(run_id)
+        log_metrics(tracking.uri, run_id, _flat_metrics(row), step=row["split"])
+    log_text(tracking.uri, run_id, json.dumps(result.to_dict(), indent=2), "bench.json")
+    end_run(tracking.uri, run_id)
     return run_id
 
 

@@ -210,6 +210,11 @@ def log_artifact(uri: str, run_id: str, path: str | Path, artifact_path: str | N
         client.log_artifact(run_id, str(path), artifact_path)
 
 
+def log_text(uri: str, run_id: str, text: str, artifact_file: str) -> None:
+    """Store ``text`` as the run's artifact ``artifact_file`` (e.g. ``bench.json``)."""
+    MlflowClient(uri).log_text(run_id, text, artifact_file)
+
+
 def end_run(uri: str, run_id: str, status: str = "FINISHED") -> None:
     """Mark the run FINISHED / FAILED / KILLED."""
     MlflowClient(uri).set_terminated(run_id, status)
