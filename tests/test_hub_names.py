@@ -218,7 +218,8 @@ def test_eval_bench_and_cache_options_take_hub_names(hub, capsys, tiny_qa_checkp
                        "--json")
     assert code == 0 and json.loads(out.splitlines()[-1])["examples"] == 2
     code, out, _ = cli(capsys, "bench", "--model", "org/tiny-squad", "--splits", "1", "--batch-size", "1",
-                       "--max-question-len", "8", "--max-passage-len", "16", "--repeats", "1", "--warmup", "0", "--json")
+                       "--max-question-len", "8", "--max-passage-len", "16", "--repeats", "1", "--warmup", "0",
+                       "--json")
     assert code == 0, out
     options, line = CacheBuildOptions(model="org/tiny-squad", data=QA, out=str(tmp_path / "c")).settled()
     assert (options.max_passage_len, options.doc_stride, line) == (256, 128, None)  # no training record: defaults

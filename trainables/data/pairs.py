@@ -27,6 +27,7 @@ from trainables.data.features import PairExample, PairFeatures
 from trainables.data.label_sets import LabelSet
 from trainables.data.qa_features import pad_ids
 from trainables.data.squad import SYNTHETIC, synthetic_kwargs
+from trainables.data.suffixes import FILE_SUFFIXES, task_of_file
 from trainables.data.synthetic_pairs import LABEL_NAMES as SYNTHETIC_LABELS, synthetic_pairs
 
 SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
@@ -85,9 +86,9 @@ def load_pairs(source: str, *, split: str = "train", limit: int | None = None,
         report = LoadReport(path.name)
         rows, declared = list(_jsonl_rows(path, report)), None
     elif path.is_file():
-        what = "is SQuAD QA data: use --task qa" if path.suffix == ".json" else "is not a pair format: convert it"
-        raise DataError(f"{path.name}: pair data is read from .tsv or .jsonl files; a {path.suffix or 'suffix-less'} "
-                        f"file {what}")
+        what = "is SQuAD QA data: use --task qa" if task_of_file(path) == "qa" else "is not a pair format: convert it"
+        raise DataError(f"{path.name}: pair data is read from {' or '.join(FILE_SUFFIXES['pair'])} files; a "
+                        f"{path.suffix or 'suffix-less'} file {what}")
     else:
         report = LoadReport(source)
         rows, declared = _hub_rows(source, split)

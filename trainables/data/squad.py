@@ -14,10 +14,10 @@ from typing import Iterator
 
 from trainables.data.errors import DataError, LoadReport, problem_line
 from trainables.data.features import QAExample
+from trainables.data.suffixes import FILE_SUFFIXES, task_of_file
 from trainables.data.synthetic import synthetic_squad
 
 SYNTHETIC = "synthetic"
-PAIR_FILE_SUFFIXES = (".tsv", ".jsonl", ".csv")
 
 
 class _BadExample(Exception):
@@ -43,10 +43,11 @@ def load_squad(source: str, *, split: str = "validation",
         raise ValueError(f"load_squad: limit = {limit}; use None or a count >= 0")
     if source == SYNTHETIC or source.startswith(SYNTHETIC + ":"):
         return _load_synthetic(source, limit)
-    if source.endswith(PAIR_FILE_SUFFIXES) and Path(source).is_file():
+    if task_of_file(source) == "pair" and Path(source).is_file():
         raise DataError(f"{Path(source).name}: a {Path(source).suffix} file holds sentence pairs, not SQuAD JSON; "
-                        "use --task pair (or leave --task out: .tsv/.jsonl data is read as pairs)")
-    if source.endswith(".json") or Path(source).is_file():
+                        f"use --task pair (or leave --task out: {'/'.join(FILE_SUFFIXES['pair'])} data is read as "
+                        "pairs)")
+    if task_of_file(source) == "qa" or Path(source).is_file():
         return _load_json_file(Path(source), limit)
     return _load_hub(source, split, limit)
 
