@@ -6,7 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from trainables import storage
-from trainables.model.config import CACHE_DTYPES
+from trainables.model.config import CACHE_DTYPES, DecoupledConfig
 from trainables.model.source import resolve_model
 from trainables.options import check_finite
 
@@ -87,8 +87,7 @@ class CacheBuildOptions:
 
     def model_overrides(self) -> dict:
         """DecoupledConfig fields to replace when loading the checkpoint."""
-        fields = ("split", "compression_ratio", "cache_dtype")
-        return {k: getattr(self, k) for k in fields if getattr(self, k) is not None}
+        return {k: getattr(self, k) for k in DecoupledConfig.CACHE_SETTINGS if getattr(self, k) is not None}
 
 
 def _holds_finished_cache(out: str) -> bool:

@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from trainables.model.config import DecoupledConfig
 from trainables.options import check_finite
 
 
@@ -192,8 +193,8 @@ def summarize(options: LoadtestOptions, info: dict, outcomes: list[_Outcome], se
     answered = [o for o in outcomes if o.error is None]
     latencies = sorted(o.latency_ms for o in answered)
     return {
-        "url": options.url, "served": {k: info.get(k) for k in ("model", "scorer", "split", "compression_ratio",
-                                                                "cache_dtype", "windows", "max_batch_size")},
+        "url": options.url, "served": {k: info.get(k) for k in ("model", "scorer", *DecoupledConfig.CACHE_SETTINGS,
+                                                                "windows", "max_batch_size")},
         "concurrency": options.concurrency, "top_k": options.top_k or info.get("top_k"), "sent": len(outcomes),
         "answered": len(answered), "errors": len(outcomes) - len(answered),
         "error_kinds": dict(Counter(o.error for o in outcomes if o.error).most_common(5)),

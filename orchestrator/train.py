@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 from orchestrator.disk_full import no_space_error
 from orchestrator.publish import publish
 from trainables import storage
+from trainables.data.label_sets import parse_labels
 from trainables.model.source import model_location
-from trainables.options import TrainOptions
+from trainables.options import DATA, DISTILL, OPTIM, TrainOptions
+from trainables.training.config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
 
 if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
@@ -148,11 +150,8 @@ def coordinator_ready() -> None:
 
 def loop_config(options: TrainOptions):
     """The workers' `LoopConfig`: options with every local path made absolute and every hub name replaced by its
-    snapshot directory in this machine's Hugging Face cache (bucket URIs stay as they are)."""
-    from trainables.data.label_sets import parse_labels
-    from trainables.model.config import DecoupledConfig
-    from trainables.training.config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
-
+    snapshot directory in this machine's Hugging Face cache (bucket URIs stay as they are). Each spec is its options
+    section, by the options' names."""
     def absolute(path: str | None) -> str | None:
         if path is None:
             return None
@@ -164,11 +163,8 @@ def loop_config(options: TrainOptions):
     # A bucket URI goes to the workers as it is: each loads its own node's copy.
     init = model_location(o.teacher, "teacher") if from_teacher else model_location(o.model)
     teacher = model_location(o.teacher, "teacher") if o.uses_teacher else None
-    data = DataSpec(source=absolute(o.data), eval_source=absolute(o.eval_data), task=o.task,
-                    eval_articles=o.eval_articles, eval_fraction=o.eval_fraction,
-                    max_question_len=o.max_question_len, max_passage_len=o.max_passage_len,
-                    doc_stride=o.doc_stride, max_train_examples=o.max_train_examples,
-                    max_eval_examples=o.max_eval_examples, seed=o.seed, labels=parse_labels(o.labels))
+    data = DataSpec(**{**o.section(DATA), "data": absolute(o.data), "eval_data": absolute(o.eval_data),
+                       "labels": parse_labels(o.labels)}, seed=o.seed)
     logits_file = None
     if teacher is not None and o.teacher_logits_cache is not None:
         logits_file = teacher_logits_file(storage.resolve(o.teacher_logits_cache), teacher, data, o.precision)
@@ -176,28 +172,14 @@ def loop_config(options: TrainOptions):
         mode=o.mode,
         init_path=str(init),
         teacher_path=teacher,
-        decoupled=DecoupledConfig(split=o.split, compression_ratio=o.compression_ratio, cache_dtype=o.cache_dtype,
-                                  max_question_len=o.max_question_len, cross_embeddings=o.cross_embeddings,
-                                  passage_positions=o.passage_positions, pair_head=o.pair_head, task=o.task,
-                                  splits=o.any_splits),
+        decoupled=o.decoupled,
         data=data,
-        distill=DistillSpec(temperature=o.kd_temperature, ratio=o.kd_ratio, hidden_weight=o.hidden_weight,
-                            attention_weight=o.attention_weight, lrs_weight=o.lrs_weight),
-        optim=OptimSpec(lr=o.lr, weight_decay=o.weight_decay, warmup_ratio=o.warmup_ratio,
-                        max_grad_norm=o.max_grad_norm, precision=o.precision,
-                        dropout=o.dropout),
-        epochs=o.epochs,
-        phase1_epochs=o.compression_phase1_epochs,
-        batch_size=o.batch_size,
-        eval_batch_size=o.eval_batch_size,
-        seed=o.seed,
+        distill=DistillSpec(**o.section(DISTILL)),
+        optim=OptimSpec(**o.section(OPTIM)),
         resume_from=absolute(o.resume_from),
         progress=o.progress,
         record=o.to_dict(),
         teacher_logits_file=logits_file,
-        mask_augment=o.mask_augment,
-        split_anneal=o.split_anneal,
-        splits_per_step=o.splits_per_step,
     )
 
 
@@ -215,7 +197,7 @@ def _start_tracking(options: TrainOptions, loop, tracking: Tracking | None) -> s
         return None
     run_id = start_run(tracking, tags={"mode": options.mode, "task": options.task, "split": str(options.split)})
     log_params(tracking.uri, run_id, {**options.to_dict(), "resolved": {
-        "init_path": loop.init_path, "teacher_path": loop.teacher_path, "data": loop.data.source,
+        "init_path": loop.init_path, "teacher_path": loop.teacher_path, "data": loop.data.data,
     }})
     return run_id
 

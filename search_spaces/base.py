@@ -85,14 +85,6 @@ class SmokeSize:
     """Training examples per trial."""
     max_eval_examples: int = 48
     """Evaluation examples per trial."""
-    max_question_len: int = 32
-    """QA: Q of the smoke run (unless the spec's settings fix it): short questions need no 64 tokens."""
-    max_passage_len: int = 160
-    """QA: P of the smoke run (unless the spec's settings fix it): one window holds a synthetic paragraph."""
-    pair_max_question_len: int = 24
-    """Pairs: Q of the smoke run (unless the spec's settings fix it): a synthetic claim."""
-    pair_max_passage_len: int = 40
-    """Pairs: P of the smoke run (unless the spec's settings fix it): a synthetic passage."""
     settings: Mapping[str, Any] = field(default_factory=dict)
     """Training options of the smoke run only, over the spec's settings (e.g. a larger lr for few steps)."""
 
@@ -101,12 +93,6 @@ class SmokeSize:
             value = getattr(self, f.name)
             if f.name != "settings" and value is not None and value < 1:
                 raise ValueError(f"SmokeSize.{f.name}={value} must be >= 1")
-
-    def lengths(self, task: str) -> dict[str, int]:
-        """The smoke run's Q and P for ``task``."""
-        if task == "pair":
-            return {"max_question_len": self.pair_max_question_len, "max_passage_len": self.pair_max_passage_len}
-        return {"max_question_len": self.max_question_len, "max_passage_len": self.max_passage_len}
 
 
 @dataclass(frozen=True)
@@ -248,13 +234,12 @@ def check_keys(config: Mapping[str, Any]) -> None:
 def check_config(config: Mapping[str, Any], target: Target, base: Mapping[str, Any]) -> None:
     """Raise ValueError (one line naming the field) if ``config`` cannot train on ``target`` (its options checked
     against the model's files too: `check_sources`)."""
-    from trainables.model.config import DecoupledConfig
     from trainables.option_checks import check_sources
 
     check_keys(config)
-    decoupled = {k: config[k] for k in ("split", "compression_ratio", "cache_dtype", "cross_embeddings") if k in config}
-    DecoupledConfig(**decoupled).check_against(target.num_layers, target.hidden_size)
-    check_sources(trial_options(config, base))
+    options = trial_options(config, base)
+    options.decoupled.check_against(target.num_layers, target.hidden_size)
+    check_sources(options)
 
 
 def validate_spec(

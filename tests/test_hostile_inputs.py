@@ -106,9 +106,9 @@ def test_training_data_keeps_two_classes_despite_a_stray_label(tmp_path, tokeniz
     from trainables.training.config import DataSpec
     from trainables.training.task_data import load_task_data
 
-    spec = DataSpec(source=pair_tsv(tmp_path / "pairs.tsv", "7"), eval_source=None, task="pair", eval_articles=0,
+    spec = DataSpec(data=pair_tsv(tmp_path / "pairs.tsv", "7"), eval_data=None, task="pair", eval_articles=0,
                     eval_fraction=0.25, max_question_len=16, max_passage_len=16, doc_stride=4,
-                    max_train_examples=None, max_eval_examples=None, seed=0)
+                    max_train_examples=None, max_eval_examples=None, seed=0, labels=None)
     data = load_task_data(spec, tokenizer)
     assert (data.num_labels, data.label_names) == (2, ("0", "1"))
     assert data.summaries[0] == "pairs.tsv: kept 6, skipped 1"

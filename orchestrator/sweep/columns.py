@@ -2,7 +2,9 @@
 takes from its trial's closing report, the order `results.json` records them in, and the Pareto table's columns."""
 from __future__ import annotations
 
-ROW_SETTINGS = ("split", "compression_ratio", "cache_dtype", "training")
+from trainables.model.config import DecoupledConfig
+
+ROW_SETTINGS = (*DecoupledConfig.CACHE_SETTINGS, "training")
 """The effective decoupling settings a trial's closing report carries (defaults filled in), and what trained its model
 (``own``, ``any-split`` or ``teacher``: `orchestrator.sweep.trial.trial_training`)."""
 TABLE_COLUMNS = ("trial", *ROW_SETTINGS, "accuracy", "accuracy_drop", "speedup", "speedup_bound",

@@ -118,8 +118,7 @@ class SweepTrialSteps:
         reused = training != "own"  # the callback saw no epoch: the figures are logged here
         log_metrics(self.tracking_uri, run_id, for_comparison({**epochs, **closing} if reused else closing),
                     step=options.epochs)
-        final = {**epochs, **closing, "split": options.split, "compression_ratio": options.compression_ratio,
-                 "cache_dtype": options.cache_dtype, "training": training}
+        final = {**epochs, **closing, **options.decoupled.cache_settings(), "training": training}
         describe_trial_run(self.tracking_uri, run_id, final)
         end_run(self.tracking_uri, run_id)
         return {**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id}

@@ -43,6 +43,7 @@ import pyarrow.parquet as pq
 import torch
 
 from trainables import storage
+from trainables.model.config import DecoupledConfig
 
 FORMAT = "decoupled-passage-cache"
 FORMAT_VERSION = 1
@@ -176,9 +177,13 @@ class Manifest:
 
     def settings(self) -> dict:
         """The fields a resumed build must share with the manifest it finds (everything but progress)."""
-        keep = ("model", "tokenizer_sha256", "split", "compression_ratio", "cache_dtype", "hidden_size",
-                "state_width", "max_passage_len", "doc_stride", "rows_per_shard", "plan_sha256", "windows")
+        keep = ("model", "tokenizer_sha256", *DecoupledConfig.CACHE_SETTINGS, "hidden_size", "state_width",
+                "max_passage_len", "doc_stride", "rows_per_shard", "plan_sha256", "windows")
         return {k: getattr(self, k) for k in keep}
+
+    def cache_settings(self) -> dict:
+        """The model's settings the cache was built with (`DecoupledConfig.CACHE_SETTINGS`), by name."""
+        return {k: getattr(self, k) for k in DecoupledConfig.CACHE_SETTINGS}
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -250,7 +255,7 @@ def _contradiction(manifest: Manifest) -> str | None:
     decoupled = manifest.model.get("decoupled")
     if not isinstance(decoupled, dict):
         return None
-    for key in ("split", "compression_ratio", "cache_dtype"):
+    for key in DecoupledConfig.CACHE_SETTINGS:
         if getattr(manifest, key) != decoupled.get(key):
             return (f"{key}={getattr(manifest, key)!r} but its model identity says {key}={decoupled.get(key)!r} "
                     "(model.decoupled); the manifest contradicts itself: rebuild the cache into an empty directory")
@@ -287,7 +292,7 @@ def check_compatible(manifest: Manifest, cache_dir: str | Path, identity: dict, 
         raise CacheError(f"{where} is incomplete ({len(manifest.shards)} of {manifest.num_shards} shards); rerun "
                          "`decouple cache build` with the same arguments to finish it")
     model = identity["decoupled"]
-    for key in ("split", "compression_ratio", "cache_dtype"):
+    for key in DecoupledConfig.CACHE_SETTINGS:
         if getattr(manifest, key) != model[key]:
             raise CacheError(f"{where} was built with {key}={getattr(manifest, key)!r} but the model has "
                              f"{key}={model[key]!r}; rebuild the cache with this model or load the matching model")
@@ -403,6 +408,21 @@ def tensor_column(table: pa.Table, name: str) -> np.ndarray:
     chunks = table.column(name).chunks
     arrays = [chunk.to_numpy_ndarray() for chunk in chunks]
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+def decode_shard(table: pa.Table) -> ShardData:
+    """A shard's columns (`read_shard`) as the `ShardData` that `write_shard` wrote them from."""
+    return ShardData(
+        passage_ids=table.column("passage_id").to_pylist(),
+        windows=table.column("window").to_numpy(),
+        lengths=table.column("length").to_numpy(),
+        input_ids=tensor_column(table, "input_ids"),
+        offsets=tensor_column(table, "offsets"),
+        text_starts=table.column("text_start").to_numpy(),
+        texts=table.column("text").to_pylist(),
+        states=tensor_column(table, "states"),
+        scales=tensor_column(table, "scale") if "scale" in table.column_names else None,
+    )
 
 
 def sha256_file(path: str | Path) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from trainables import storage
 
@@ -48,10 +48,7 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     source = storage.local_copy(options.teacher) if options.teacher else resolve_model_path(options.model)
     shape = AutoConfig.from_pretrained(source, local_files_only=True)
     common = dict(max_question_len=options.max_question_len, task=options.task, num_labels=max(2, shape.num_labels))
-    student_config = DecoupledConfig(
-        split=options.split, compression_ratio=options.compression_ratio, cache_dtype=options.cache_dtype,
-        cross_embeddings=options.cross_embeddings, passage_positions=options.passage_positions,
-        pair_head=options.pair_head, **common)
+    student_config = replace(options.decoupled, splits=(), num_labels=common["num_labels"])  # timed at its split
     torch.manual_seed(bench.seed)
     teacher = DecoupledModel.from_hf_config(AutoConfig.from_pretrained(source, local_files_only=True),
                                             DecoupledConfig(split=0, **common)).hf

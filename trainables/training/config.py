@@ -27,7 +27,8 @@ VERBOSE_ENV = "DECOUPLE_VERBOSE"
 
 @dataclass(frozen=True)
 class OptimSpec:
-    """How parameters are updated. Built by the driver from its options (defaults live there)."""
+    """How parameters are updated, for how long, in what batches: the options of section ``optim``, by their names
+    (`trainables.options`, where their defaults and documentation live)."""
 
     lr: float
     """Peak AdamW learning rate."""
@@ -39,8 +40,20 @@ class OptimSpec:
     """Gradients are clipped to this global L2 norm; 0 turns clipping off."""
     precision: str
     """fp32, or bf16/fp16 autocast (GPU only; fp16 adds loss scaling)."""
-    dropout: float | None = None
+    dropout: float | None
     """Dropout probability of the trained model's dropout layers while it trains; None keeps the checkpoint's."""
+    mask_augment: float
+    """Probability of masking each question/passage token of a training row, afresh every step (`augment`)."""
+    epochs: int
+    """Total epochs, phase 1 included."""
+    compression_phase1_epochs: int
+    """Leading epochs that train only the compressor/decompressor (0 = none)."""
+    batch_size: int
+    """Training rows per step per worker."""
+    eval_batch_size: int
+    """Rows per evaluation step."""
+    seed: int
+    """Seed of initialisation, data order and dropout (and of the held-out split: `DataSpec.seed`)."""
 
     def __post_init__(self) -> None:
         if self.lr <= 0:
@@ -53,22 +66,30 @@ class OptimSpec:
             raise ValueError(f"max_grad_norm={self.max_grad_norm} must be >= 0 (0 turns clipping off)")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision={self.precision!r} is unknown; use one of {', '.join(PRECISIONS)}")
+        if not 0 <= self.compression_phase1_epochs < self.epochs:
+            raise ValueError(f"compression_phase1_epochs={self.compression_phase1_epochs} must be in "
+                             f"[0, epochs={self.epochs})")
+
+    def phase_of(self, epoch: int) -> int:
+        """1 while only the compression layers train, else 2 (0-based ``epoch``)."""
+        return 1 if epoch < self.compression_phase1_epochs else 2
 
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which data a run trains and evaluates on, and how it is cut into model inputs."""
+    """Which data a run trains and evaluates on, and how it is cut into model inputs: the options of section
+    ``data``, by their names (``data`` and ``eval_data`` as the driver resolved them, ``labels`` parsed)."""
 
-    source: str
+    data: str
     """Training source for `load_squad` / `load_pairs` ('synthetic...', a file, a hub name)."""
-    eval_source: str | None
-    """Held-out source; None holds out part of ``source``."""
+    eval_data: str | None
+    """Held-out source; None holds out part of ``data``."""
     task: str
     """qa or pair."""
     eval_articles: int
-    """QA without eval_source: whole articles held out."""
+    """QA without eval_data: whole articles held out."""
     eval_fraction: float
-    """Pairs without eval_source: fraction of examples held out."""
+    """Pairs without eval_data: fraction of examples held out."""
     max_question_len: int
     """Q."""
     max_passage_len: int
@@ -80,25 +101,30 @@ class DataSpec:
     max_eval_examples: int | None
     """Cap on evaluation examples; None = all."""
     seed: int
-    """Seed of the held-out split."""
-    labels: tuple[str, ...] | None = None
+    """Seed of the held-out split (the run's `OptimSpec.seed`)."""
+    labels: tuple[str, ...] | None
     """Pairs: the data's labels in class order (``--labels``); None = the set the data declares, else the task's."""
 
 
 @dataclass(frozen=True)
 class DistillSpec:
-    """How a student learns from its teacher (ignored for teachers)."""
+    """How a student learns from its teacher and across its splits (ignored for teachers): the options of section
+    ``distill``, by their names."""
 
-    temperature: float
+    kd_temperature: float
     """T of the soft targets."""
-    ratio: float
-    """Weight of T²·KL against the teacher's logits; 1 − ratio weighs the hard-label loss. 0 = no logit KD."""
+    kd_ratio: float
+    """Weight of T²·KL against the teacher's logits; 1 − kd_ratio weighs the hard-label loss. 0 = no logit KD."""
     hidden_weight: float
-    """Weight of the last-layer hidden-state MSE."""
+    """Weight of the last-layer hidden-state relative MSE."""
     attention_weight: float
-    """Weight of the last-layer attention MSE."""
+    """Weight of the last-layer per-query attention KL."""
     lrs_weight: float
     """Weight of the layerwise representation similarity over the upper layers."""
+    split_anneal: float
+    """Fraction of phase 2's steps over which the lower layers' attention across segments fades from 1 to 0."""
+    splits_per_step: int
+    """Any-split students (``decoupled.splits``): splits each step trains at (`split_schedule.step_splits`)."""
 
     @property
     def uses_features(self) -> bool:
@@ -106,12 +132,14 @@ class DistillSpec:
 
     @property
     def uses_teacher(self) -> bool:
-        return self.ratio > 0.0 or self.uses_features
+        return self.kd_ratio > 0.0 or self.uses_features
 
 
 @dataclass(frozen=True)
 class LoopConfig:
-    """Everything one worker needs; built by the driver from its options (the defaults live there)."""
+    """Everything one worker needs, built by the driver from its options (`orchestrator.train.loop_config`; the
+    defaults live there): one spec per options section, each setting under its option's name, and the run's
+    locations resolved."""
 
     mode: str
     """teacher or student."""
@@ -121,23 +149,14 @@ class LoopConfig:
     teacher_path: str | None
     """Frozen teacher checkpoint for distillation, a directory or a bucket URI; None when the run needs no teacher."""
     decoupled: DecoupledConfig
-    """Split, compression, cache dtype, Q, task of the trained model (num_labels is taken from the data)."""
+    """Section ``model``: split, compression, cache dtype, and the data's Q and task (num_labels is taken from the
+    data)."""
     data: DataSpec
-    """Data and tokenisation."""
+    """Section ``data``: data and tokenisation."""
     distill: DistillSpec
-    """Distillation losses (students only)."""
+    """Section ``distill``: distillation losses and the any-split schedule (students only)."""
     optim: OptimSpec
-    """Optimizer, schedule, clipping, precision."""
-    epochs: int
-    """Total epochs, phase 1 included."""
-    phase1_epochs: int
-    """Leading epochs that train only the compressor/decompressor (0 = none)."""
-    batch_size: int
-    """Training rows per step per worker."""
-    eval_batch_size: int
-    """Rows per evaluation step."""
-    seed: int
-    """Seed of initialisation, data order and dropout."""
+    """Section ``optim``: optimizer, schedule, epochs, batches, precision, seed."""
     resume_from: str | None
     """Checkpoint (directory or bucket URI) to continue from when Ray has none to restore."""
     progress: bool
@@ -151,20 +170,12 @@ class LoopConfig:
     """File (local or bucket URI) holding logit KD's teacher logits over the training rows, shared by runs with the same
     teacher, data and precision (`teacher_logits_file`): loaded when present, written by the first run that computes
     them; None computes them every run."""
-    mask_augment: float = 0.0
-    """Probability of masking each question/passage token of a training row, afresh every step (`augment`)."""
-    split_anneal: float = 0.0
-    """Fraction of phase 2's steps over which the lower layers' attention across segments fades from 1 to 0."""
-    splits_per_step: int = 1
-    """Any-split students (``decoupled.splits``): splits each step trains at (`split_schedule.step_splits`)."""
 
     def __post_init__(self) -> None:
         if self.mode not in ("teacher", "student"):
             raise ValueError(f"mode={self.mode!r} is unknown; use teacher or student")
         if self.mode == "student" and self.distill.uses_teacher and self.teacher_path is None:
             raise ValueError("teacher_path: distillation is on but no teacher checkpoint was given")
-        if not 0 <= self.phase1_epochs < self.epochs:
-            raise ValueError(f"phase1_epochs={self.phase1_epochs} must be in [0, epochs={self.epochs})")
 
     @property
     def uses_teacher(self) -> bool:
@@ -173,11 +184,7 @@ class LoopConfig:
     @property
     def caches_teacher_logits(self) -> bool:
         """Logit KD alone on unmasked rows: teacher logits do not change, so they are computed once."""
-        return self.uses_teacher and not self.distill.uses_features and self.mask_augment == 0
-
-    def phase_of(self, epoch: int) -> int:
-        """1 while only the compression layers train, else 2 (0-based ``epoch``)."""
-        return 1 if epoch < self.phase1_epochs else 2
+        return self.uses_teacher and not self.distill.uses_features and self.optim.mask_augment == 0
 
 
 def teacher_logits_file(cache: str, teacher: str, data: DataSpec, precision: str) -> str:

@@ -64,11 +64,11 @@ class LossStep:
         if live_teacher:
             with torch.no_grad():
                 teacher_out = teacher_forward(teacher, batch, need_hidden, need_attention)
-        loss = (1 - d.ratio) * terms["ce"]
-        if d.ratio > 0:
+        loss = (1 - d.kd_ratio) * terms["ce"]
+        if d.kd_ratio > 0:
             target = teacher_logits[batch["index"]] if teacher_out is None else task_logits(teacher_out)
-            terms["kd"] = soft_loss(out, target, valid, d.temperature)
-            loss = loss + d.ratio * terms["kd"]
+            terms["kd"] = soft_loss(out, target, valid, d.kd_temperature)
+            loss = loss + d.kd_ratio * terms["kd"]
         if teacher_out is not None:
             features = self.feature_terms(out, teacher_out, batch)
             terms.update(features)
@@ -92,7 +92,7 @@ class LossStep:
         d, total = self.distill, means.get("train_loss", 0.0)
         if not self.uses_teacher or total <= 0:
             return {}
-        weights = {"ce": 1 - d.ratio, "kd": d.ratio, "hidden": d.hidden_weight, "attention": d.attention_weight,
+        weights = {"ce": 1 - d.kd_ratio, "kd": d.kd_ratio, "hidden": d.hidden_weight, "attention": d.attention_weight,
                    "lrs": d.lrs_weight}
         return {f"share_{name}": 100 * w * means[f"train_{name}"] / total for name, w in weights.items()
                 if f"train_{name}" in means}
