@@ -68,7 +68,7 @@ def cut_question_line(tokenizer, question: str, max_question_len: int) -> str | 
     """The line saying that ``question`` has more tokens than the model's question length fits, so only its first
     tokens were read; None when it fits."""
     from trainables.cache.reader import question_ids
-    from trainables.data.qa_features import question_room
+    from trainables.data.features import question_room
 
     tokens, room = len(question_ids(tokenizer, question)), question_room(max_question_len)
     if tokens <= room:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 
 from trainables.cache.format import ShardData
 from trainables.data.errors import DataError, LoadReport, problem_line
-from trainables.data.features import PassageWindow
+from trainables.data.features import PassageWindow, pad_ids, pad_offsets
 from trainables.data.qa_features import passage_windows
 from trainables.data.squad import load_squad
 
@@ -147,12 +147,7 @@ def plan_windows(passages: list[Passage], tokenizer, *, max_passage_len: int, do
             start, end = (real[0][0], max(e for _, e in real)) if real else (0, 0)
             text_starts.append(start)
             texts.append(passage.text[start:end])
-    n, p = len(windows), max_passage_len
-    input_ids = np.full((n, p), tokenizer.pad_token_id, dtype=np.int32)
-    offsets = np.full((n, p, 2), -1, dtype=np.int32)
-    lengths = np.zeros(n, dtype=np.int32)
-    for i, window in enumerate(windows):
-        lengths[i] = len(window.input_ids)
-        input_ids[i, : lengths[i]] = window.input_ids
-        offsets[i, : lengths[i]] = window.offsets
-    return Plan(windows, input_ids, lengths, offsets, np.array(text_starts, dtype=np.int32), texts, len(passages))
+    input_ids, mask = pad_ids([w.input_ids for w in windows], max_passage_len, tokenizer.pad_token_id)
+    offsets = pad_offsets(windows, max_passage_len).astype(np.int32)
+    return Plan(windows, input_ids.numpy().astype(np.int32), mask.sum(dim=1).numpy().astype(np.int32), offsets,
+                np.array(text_starts, dtype=np.int32), texts, len(passages))

@@ -31,8 +31,7 @@ from trainables.cache.format import (
     tensor_column,
     tokenizer_sha256,
 )
-from trainables.data.features import QAFeatures
-from trainables.data.qa_features import question_room
+from trainables.data.features import QAFeatures, question_segments
 from trainables.metrics.evaluation import PassageStatesFn
 from trainables.metrics.span_decoding import best_window_spans
 from trainables.model.decoupled import DecoupledModel, PassageStates
@@ -270,13 +269,9 @@ def question_ids(tokenizer, question: str) -> list[int]:
 
 
 def question_tensors(tokenizer, question: str, max_question_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[CLS] q [SEP]`` padded to Q as in ``trainables.data.qa_features``, the question cut to fit (`question_room`):
-    ids (1, Q) and mask (1, Q), int64."""
-    ids = question_ids(tokenizer, question)[: question_room(max_question_len)]
-    ids = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
-    pad = max_question_len - len(ids)
-    return (torch.tensor([ids + [tokenizer.pad_token_id] * pad]),
-            torch.tensor([[1] * len(ids) + [0] * pad]))
+    """``question``'s segment as training frames it (`trainables.data.features.question_segments`): ids (1, Q) and
+    mask (1, Q), int64."""
+    return question_segments([question_ids(tokenizer, question)], tokenizer, max_question_len)
 
 
 def answer_from_cache(model: DecoupledModel, cache: PassageCache, question: str, *, passage_id: str | None = None,

@@ -16,8 +16,10 @@ is a stable, cacheable unit: ``passage_id`` is a content hash of the context.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 
@@ -117,6 +119,40 @@ class PairFeatures:
 
     def __len__(self) -> int:
         return int(self.question_ids.shape[0])
+
+
+def question_room(max_question_len: int) -> int:
+    """Question tokens that fit in a question segment of ``max_question_len``: all but the classifier token and the
+    separator."""
+    return max_question_len - 2
+
+
+def question_segments(questions: Sequence[Sequence[int]], tokenizer,
+                      max_question_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The question segments of ``questions`` (token ids without special tokens): ``[CLS] q [SEP]``, each question
+    cut to `question_room`, padded to ``max_question_len``. Ids (N, Q) and mask (N, Q), int64 (`pad_ids`)."""
+    room = question_room(max_question_len)
+    framed = [[tokenizer.cls_token_id, *q[:room], tokenizer.sep_token_id] for q in questions]
+    return pad_ids(framed, max_question_len, tokenizer.pad_token_id)
+
+
+def pad_ids(sequences: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, length) int64 ids right-padded with ``pad_id``, and the (N, length) mask of real tokens."""
+    ids = np.full((len(sequences), length), pad_id, dtype=np.int64)
+    mask = np.zeros((len(sequences), length), dtype=np.int64)
+    for row, sequence in enumerate(sequences):
+        ids[row, :len(sequence)] = sequence
+        mask[row, :len(sequence)] = 1
+    return torch.from_numpy(ids), torch.from_numpy(mask)
+
+
+def pad_offsets(windows: Sequence[PassageWindow], length: int) -> np.ndarray:
+    """(N, length, 2) int64 character offsets of each window's tokens into its context, -1 past the window's end."""
+    offsets = np.full((len(windows), length, 2), -1, dtype=np.int64)
+    for row, window in enumerate(windows):
+        offsets[row, :len(window.offsets)] = window.offsets
+    return offsets
+
 
 MAX_PASSAGE_LEN = 256
 """Default P: window length in tokens including the final [SEP] (with the default Q = 64: 320 tokens jointly)."""

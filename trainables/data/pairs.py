@@ -23,9 +23,8 @@ import torch
 
 from trainables.data import label_sets
 from trainables.data.errors import DataError, LoadReport, problem_line
-from trainables.data.features import PairExample, PairFeatures
+from trainables.data.features import PairExample, PairFeatures, pad_ids, question_segments
 from trainables.data.label_sets import LabelSet
-from trainables.data.qa_features import pad_ids
 from trainables.data.squad import SYNTHETIC, synthetic_kwargs
 from trainables.data.suffixes import FILE_SUFFIXES, task_of_file
 from trainables.data.synthetic_pairs import LABEL_NAMES as SYNTHETIC_LABELS, synthetic_pairs
@@ -106,11 +105,10 @@ def build_pair_features(examples: list[PairExample], tokenizer, *, max_question_
     if max_question_len < 2 or max_passage_len < 1:
         raise ValueError(f"build_pair_features: max_question_len = {max_question_len}, max_passage_len = "
                          f"{max_passage_len}; use at least 2 and 1 (room for the special tokens)")
-    firsts = [ex.sentence1 for ex in examples]
-    seconds = [ex.sentence2 for ex in examples]
-    pad = tokenizer.pad_token_id
-    question = pad_ids(_ids(tokenizer, firsts, max_question_len - 2, framed=True), max_question_len, pad)
-    passage = pad_ids(_ids(tokenizer, seconds, max_passage_len - 1, framed=False), max_passage_len, pad)
+    question = question_segments(_tokens(tokenizer, [ex.sentence1 for ex in examples]), tokenizer, max_question_len)
+    seconds = [[*ids[:max_passage_len - 1], tokenizer.sep_token_id]
+               for ids in _tokens(tokenizer, [ex.sentence2 for ex in examples])]
+    passage = pad_ids(seconds, max_passage_len, tokenizer.pad_token_id)
     return PairFeatures(
         question_ids=question[0],
         question_mask=question[1],
@@ -122,11 +120,9 @@ def build_pair_features(examples: list[PairExample], tokenizer, *, max_question_
     )
 
 
-def _ids(tokenizer, texts: list[str], room: int, *, framed: bool) -> list[list[int]]:
-    """Token ids truncated to ``room``, then ``[CLS] .. [SEP]`` when ``framed`` else ``.. [SEP]``."""
-    encoded = tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
-    head = [tokenizer.cls_token_id] if framed else []
-    return [head + ids[:room] + [tokenizer.sep_token_id] for ids in encoded]
+def _tokens(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of ``texts`` without special tokens, uncut."""
+    return tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
 
 
 def _pick(names: Iterable[str], aliases: tuple[str, ...]) -> str | None:

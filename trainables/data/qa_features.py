@@ -15,11 +15,19 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from trainables.data.errors import LoadReport, problem_line
-from trainables.data.features import PassageWindow, QAExample, QAFeatures, passage_id_for
+from trainables.data.features import (
+    PassageWindow,
+    QAExample,
+    QAFeatures,
+    pad_ids,
+    pad_offsets,
+    passage_id_for,
+    question_room,
+    question_segments,
+)
 
 _NO_OFFSET = (-1, -1)
 
@@ -116,12 +124,6 @@ def _windows(passage_id: str, ids: list[int], offsets: list[tuple[int, int]], se
     ]
 
 
-def question_room(max_question_len: int) -> int:
-    """Question tokens that fit in a question segment of ``max_question_len``: all but the classifier token and the
-    separator."""
-    return max_question_len - 2
-
-
 def _question_tokens(examples: list[QAExample], tokenizer, max_question_len: int,
                      report: LoadReport) -> list[list[int] | None]:
     """Question token ids (no special tokens) per example, cut to fit; ``None`` for a skipped example. The questions
@@ -215,18 +217,15 @@ class _Rows:
 
     def to_features(self, tokenizer, max_question_len: int, max_passage_len: int,
                     distinct_windows: list[PassageWindow]) -> QAFeatures:
-        cls, sep, pad = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id
-        question_ids, question_mask = pad_ids([[cls, *q, sep] for q in self.questions], max_question_len, pad)
-        passage_ids, passage_mask = pad_ids([w.input_ids for w in self.windows], max_passage_len, pad)
-        offsets = np.full((len(self.windows), max_passage_len, 2), -1, dtype=np.int64)
-        for row, window in enumerate(self.windows):
-            offsets[row, :len(window.offsets)] = window.offsets
+        question_ids, question_mask = question_segments(self.questions, tokenizer, max_question_len)
+        passage_ids, passage_mask = pad_ids([w.input_ids for w in self.windows], max_passage_len,
+                                            tokenizer.pad_token_id)
         return QAFeatures(
             question_ids=question_ids,
             question_mask=question_mask,
             passage_ids=passage_ids,
             passage_mask=passage_mask,
-            offsets=torch.from_numpy(offsets),
+            offsets=torch.from_numpy(pad_offsets(self.windows, max_passage_len)),
             example_index=torch.tensor(self.example_index, dtype=torch.long),
             window_index=torch.tensor([w.window for w in self.windows], dtype=torch.long),
             start_positions=torch.tensor(self.starts, dtype=torch.long),
@@ -234,13 +233,3 @@ class _Rows:
             examples=self.examples,
             windows=distinct_windows,
         )
-
-
-def pad_ids(sequences: list, length: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, length) int64 ids right-padded with ``pad_id``, and the (N, length) mask of real tokens."""
-    ids = np.full((len(sequences), length), pad_id, dtype=np.int64)
-    mask = np.zeros((len(sequences), length), dtype=np.int64)
-    for row, sequence in enumerate(sequences):
-        ids[row, :len(sequence)] = sequence
-        mask[row, :len(sequence)] = 1
-    return torch.from_numpy(ids), torch.from_numpy(mask)

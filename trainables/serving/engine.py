@@ -21,7 +21,7 @@ import torch
 
 from trainables.cache.format import CacheError
 from trainables.cache.reader import CachedAnswer, PassageCache, question_ids, question_tensors, window_answers
-from trainables.data.qa_features import question_room
+from trainables.data.features import question_room
 from trainables.serving.options import ServeOptions
 from trainables.serving.queries import Query, QueryRules
 from trainables.serving.retrieval import WindowIndex
