@@ -22,13 +22,14 @@ import torch
 from trainables.cache.format import (
     CacheError,
     Manifest,
+    ShardData,
     ShardEntry,
     check_compatible,
     check_shard_file,
+    decode_shard,
     model_identity,
     read_manifest,
     read_shard,
-    tensor_column,
     tokenizer_sha256,
 )
 from trainables.data.features import QAFeatures, question_segments
@@ -75,21 +76,6 @@ class CachedWindows:
         return self.texts[row][char_start - base:char_end - base]
 
 
-@dataclass
-class _Shard:
-    """One decoded shard, all columns as numpy arrays."""
-
-    states: np.ndarray
-    scales: np.ndarray | None
-    lengths: np.ndarray
-    input_ids: np.ndarray
-    offsets: np.ndarray
-    text_starts: np.ndarray
-    texts: list[str]
-    passage_ids: list[str]
-    windows: np.ndarray
-
-
 class PassageCache:
     """A complete cache directory opened for reading; shards are decoded on demand (an LRU of decoded shards)."""
 
@@ -99,7 +85,7 @@ class PassageCache:
         self.cache_dir = Path(cache_dir)
         self.manifest: Manifest = read_manifest(cache_dir)
         self._shards_in_memory = shards_in_memory
-        self._decoded: OrderedDict[int, _Shard] = OrderedDict()
+        self._decoded: OrderedDict[int, ShardData] = OrderedDict()
         self._index: dict[Key, tuple[int, int]] | None = None
         self._by_passage: dict[str, list[int]] = {}
 
@@ -190,7 +176,7 @@ class PassageCache:
         self._index = index
         return index
 
-    def _shard(self, shard_no: int) -> _Shard:
+    def _shard(self, shard_no: int) -> ShardData:
         if shard_no in self._decoded:
             self._decoded.move_to_end(shard_no)
             return self._decoded[shard_no]
@@ -200,22 +186,11 @@ class PassageCache:
             self._decoded.popitem(last=False)
         return shard
 
-    def _decode(self, entry: ShardEntry) -> _Shard:
+    def _decode(self, entry: ShardEntry) -> ShardData:
         problem = check_shard_file(self.cache_dir, entry)
         if problem:
             raise CacheError(problem)
-        table = read_shard(self.cache_dir, entry)
-        return _Shard(
-            states=tensor_column(table, "states"),
-            scales=tensor_column(table, "scale") if "scale" in table.column_names else None,
-            lengths=table.column("length").to_numpy(),
-            input_ids=tensor_column(table, "input_ids"),
-            offsets=tensor_column(table, "offsets"),
-            text_starts=table.column("text_start").to_numpy(),
-            texts=table.column("text").to_pylist(),
-            passage_ids=table.column("passage_id").to_pylist(),
-            windows=table.column("window").to_numpy(),
-        )
+        return decode_shard(read_shard(self.cache_dir, entry))
 
 
 def cached_state_provider(cache_dir: str | Path, model: DecoupledModel, features: QAFeatures, *,
