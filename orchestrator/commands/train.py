@@ -11,6 +11,7 @@ from pathlib import Path
 from orchestrator.flags import add_option_flags
 from trainables import storage
 from trainables.options import TrainOptions
+from trainables.tasks.registry import task_named
 
 DEFAULT_EXPERIMENT = "decoupled-train"
 
@@ -107,7 +108,7 @@ def closing_lines(options: TrainOptions, outcome: dict) -> str:
     if options.any_splits:
         per_split = ", ".join(f"k {k}: {metrics[f'eval_score_k{k}']:.2f}" for k in options.any_splits
                               if f"eval_score_k{k}" in metrics)
-        lines.append(f"at every split ({'F1' if options.task == 'qa' else 'accuracy'}): {per_split}")
+        lines.append(f"at every split ({task_named(options.task).metric_label}): {per_split}")
     lines.append(f"model:  {model}")
     if outcome["tracking_uri"]:
         lines.append(f"MLflow: run {outcome['mlflow_run_id']} in {outcome['tracking_uri']}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from trainables.data.label_sets import parse_labels
-from trainables.model.config import TASKS
 from trainables.speed.trial import BenchSettings
 from trainables.storage import check_directory_target, check_folder_name
+from trainables.tasks.registry import TASKS, task_named
 
 
 @dataclass(frozen=True)
@@ -81,10 +81,7 @@ class SweepOptions:
             raise ValueError(f"refine={self.refine} must be >= 0 (0 trains no dedicated student)")
         if self.num_workers < 1 or self.max_failures < 0:
             raise ValueError("num_workers must be >= 1 and max_failures >= 0")
-        if self.task not in ("qa", "pair"):
-            raise ValueError(f"task={self.task!r} is unknown; use qa or pair")
-        if parse_labels(self.labels) and self.task != "pair":
-            raise ValueError("labels: QA data has no labels; drop --labels or use --task pair")
+        task_named(self.task).check_labels(parse_labels(self.labels), "drop --labels or use --task pair")
         check_directory_target(self.storage, "storage")
         if self.name is not None:
             check_folder_name(self.name, "name", "--storage")

@@ -43,6 +43,7 @@ from search_spaces.base import SweepSpec, Target, validate_spec
 from trainables.model.source import resolve_model
 from trainables.options import TrainOptions
 from trainables.storage import exists, is_uri, join, resolve
+from trainables.tasks.registry import task_named
 from trainables.trial import TrialContext
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def base_options(options: SweepOptions, spec: SweepSpec, model_path: Path | str,
     """Training options every trial of this sweep starts from (the space's settings under the command line's)."""
     smoke = spec.smoke
     base: dict[str, Any] = {
-        **(smoke.lengths(options.task) if options.smoke else {}),
+        **(task_named(options.task).smoke_lengths() if options.smoke else {}),
         **spec.settings,
         **(smoke.settings if options.smoke else {}),
         "model": str(model_path), "data": local_absolute(options.data),

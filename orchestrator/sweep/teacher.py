@@ -10,6 +10,7 @@ from orchestrator.sweep.tuner import WORKER_CPUS
 from search_spaces.base import STUDENT_ONLY
 from trainables.options import TrainOptions
 from trainables.storage import exists, join, read_record, write_text
+from trainables.tasks.registry import task_named
 from trainables.trial import ACCURACY_KEY
 from trainables.trial_reuse import teacher_key
 
@@ -96,5 +97,5 @@ def rescored_teacher(teacher: dict[str, Any], base: dict[str, Any]) -> dict[str,
                           doc_stride=base.get("doc_stride", TrainOptions.doc_stride), labels=base.get("labels"))
     print(f"[sweep] scoring the teacher on {base['eval_data']} ...", flush=True)
     scores = ray.get(ray.remote(num_cpus=base.get("cpus_per_worker") or WORKER_CPUS)(evaluate).remote(options))
-    accuracy = scores["f1"] if base["task"] == "qa" else scores["accuracy"]
+    accuracy = scores[task_named(base["task"]).metric]
     return {**teacher, "accuracy": float(accuracy), "metrics": {**teacher["metrics"], ACCURACY_KEY: accuracy}}

@@ -20,7 +20,7 @@ def features(model, source: str, max_len: int):
     import torch
 
     from trainables.data.pairs import build_pair_features, load_pairs
-    from trainables.model.decoupled import segment_features
+    from trainables.tasks.pair import segment_features
 
     examples, names, _ = load_pairs(source)
     f = build_pair_features(examples, model.tokenizer, max_question_len=max_len, max_passage_len=max_len,

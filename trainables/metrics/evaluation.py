@@ -1,7 +1,9 @@
 """The one evaluation loop: batched inference of a `DecoupledModel`, span decoding and scoring.
 
 Used by ``decouple eval``, by per-epoch evaluation during training and by evaluation from a passage cache, so all
-three compute their numbers the same way.
+three compute their numbers the same way; each task's `evaluate` (`trainables.tasks`) calls its function here. The
+model is taken as it comes (an `nn.Module` with the `DecoupledModel` methods), not imported: the model looks its task
+up, and the task scores here.
 """
 from __future__ import annotations
 
@@ -9,21 +11,21 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
+from torch import nn
 
 from trainables.data.features import PairFeatures, QAFeatures
 from trainables.metrics.pairs import pair_metrics
 from trainables.metrics.span_decoding import decode_spans
 from trainables.metrics.squad import squad_v1, squad_v2
-from trainables.model.decoupled import DecoupledModel, PassageStates
 
-# (row indices (B,) int64) -> (PassageStates for those rows, passage mask (B, P))
-PassageStatesFn = Callable[[torch.Tensor], tuple[PassageStates, torch.Tensor]]
+# (row indices (B,) int64) -> (`PassageStates` for those rows, passage mask (B, P))
+PassageStatesFn = Callable[[torch.Tensor], tuple[object, torch.Tensor]]
 
 
-def _check_call(model: DecoupledModel, features, task: str, batch_size: int) -> None:
+def _check_call(model: nn.Module, features, task: str, batch_size: int) -> None:
     if model.config.task != task:
-        other = "evaluate_pairs" if task == "qa" else "evaluate_qa"
-        raise ValueError(f"model: config.task is {model.config.task!r}, this evaluation needs {task!r}; use {other}")
+        raise ValueError(f"model: config.task is {model.config.task!r}, this evaluation needs {task!r}; use "
+                         f"task_named({model.config.task!r}).evaluate")
     if len(features) == 0:
         raise ValueError("features: no rows to evaluate; check the data file and the loader's kept/skipped counts")
     if batch_size < 1:
@@ -31,7 +33,7 @@ def _check_call(model: DecoupledModel, features, task: str, batch_size: int) -> 
 
 
 @contextmanager
-def _eval_mode(model: DecoupledModel, device: str | torch.device) -> Iterator[None]:
+def _eval_mode(model: nn.Module, device: str | torch.device) -> Iterator[None]:
     """Eval mode and no autograd for the duration; the caller's train/eval mode is restored afterwards."""
     was_training = model.training
     model.to(device)
@@ -49,7 +51,7 @@ def _batches(n: int, batch_size: int) -> Iterator[torch.Tensor]:
 
 
 def _cached_output(
-    model: DecoupledModel, features: QAFeatures, rows: torch.Tensor, device, passage_states: PassageStatesFn
+    model: nn.Module, features: QAFeatures, rows: torch.Tensor, device, passage_states: PassageStatesFn
 ):
     states, passage_mask = passage_states(rows)
     expected = (len(rows), features.passage_ids.shape[1])
@@ -63,7 +65,7 @@ def _cached_output(
     return model.forward_upper(question, question_mask, states.to(device), passage_mask.to(device))
 
 
-def _live_output(model: DecoupledModel, features: QAFeatures | PairFeatures, rows: torch.Tensor, device):
+def _live_output(model: nn.Module, features: QAFeatures | PairFeatures, rows: torch.Tensor, device):
     """The model's output on ``rows``, passages encoded now. A student that stores its passage states below fp32
     (``cache_dtype`` fp16/int8) is scored through that storage, as it answers from its cache: the scores a sweep
     records for it are the served model's, not those of fp32 states that are never served."""
@@ -76,7 +78,7 @@ def _live_output(model: DecoupledModel, features: QAFeatures | PairFeatures, row
 
 
 def predict_qa_logits(
-    model: DecoupledModel,
+    model: nn.Module,
     features: QAFeatures,
     *,
     batch_size: int = 32,
@@ -106,7 +108,7 @@ def predict_qa_logits(
 
 
 def evaluate_qa(
-    model: DecoupledModel,
+    model: nn.Module,
     features: QAFeatures,
     *,
     batch_size: int = 32,
@@ -130,7 +132,7 @@ def evaluate_qa(
 
 
 def evaluate_pairs(
-    model: DecoupledModel, features: PairFeatures, *, batch_size: int = 32, device: str | torch.device = "cpu",
+    model: nn.Module, features: PairFeatures, *, batch_size: int = 32, device: str | torch.device = "cpu",
     progress: Callable[[int], None] | None = None,
 ) -> tuple[dict, list[int]]:
     """Accuracy / F1 of ``model`` on ``features`` and the predicted class of every row, in row order.

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from trainables.tasks.registry import task_named
+
 CONFIG = "config.json"
-HEAD_PREFIXES = {"qa": "qa_outputs.", "pair": "classifier."}
-"""Weight-name prefix of the task head in Hugging Face's QA and sequence-classification models."""
 _WEIGHTS_GLOBS = ("*.safetensors", "pytorch_model*.bin")
 
 
@@ -39,7 +39,7 @@ def untrained_head(path: str | Path, task: str) -> str | None:
     files = sorted(Path(path).glob("*.safetensors"))
     if not files:
         return None
-    prefix = HEAD_PREFIXES[task]
+    prefix = task_named(task).head_prefix
     names = {name for file in files for name in _tensor_names(file, "model")}
     has_head = any(name.startswith(prefix) or f".{prefix}" in name for name in names)
     return None if has_head else prefix.rstrip(".")

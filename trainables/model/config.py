@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from trainables.tasks.registry import task_named
 
 CACHE_DTYPES = ("fp32", "fp16", "int8")
-TASKS = ("qa", "pair")
 PASSAGE_POSITIONS = ("after_question", "restart")
 PAIR_HEADS = ("cls", "segments")
 
@@ -40,6 +42,19 @@ class DecoupledConfig:
     """An any-split model: the splits it was trained to be cut at (`split` is one of them: where it runs now). Empty =
     a model of one split, `split`, which any other split re-cuts untrained."""
 
+    CACHE_SETTINGS: ClassVar[tuple[str, ...]] = ("split", "compression_ratio", "cache_dtype")
+    """The settings a saved model can be loaded with other than it was saved (``--split``, ``--compression-ratio``,
+    ``--cache-dtype`` of eval, cache build, answer and bench), which shape the passage states it caches: a cache's
+    manifest records them, a reader of the cache must match them, and a sweep's rows report them."""
+    LAYER_SETTINGS: ClassVar[tuple[str, ...]] = ("compression_ratio", "cross_embeddings", "pair_head")
+    """The settings that shape the layers decoupling adds (compressor, cross embeddings, pair head): saved layers
+    load only into a config that keeps them."""
+
+    def cache_settings(self) -> dict[str, object]:
+        """`CACHE_SETTINGS` by name, as a manifest records them and ``from_pretrained(path, **overrides)`` takes
+        them."""
+        return {name: getattr(self, name) for name in self.CACHE_SETTINGS}
+
     def __post_init__(self) -> None:
         object.__setattr__(self, "splits", tuple(sorted(set(self.splits))))  # config.json gives a list
         if self.split < 0:
@@ -59,10 +74,7 @@ class DecoupledConfig:
             raise ValueError(f"passage_positions={self.passage_positions!r} is unknown; use one of "
                              f"{', '.join(PASSAGE_POSITIONS)}")
         check_pair_head(self.pair_head, self.task)
-        if self.task not in TASKS:
-            raise ValueError(f"task={self.task!r} is unknown; use one of {', '.join(TASKS)}")
-        if self.task == "pair" and self.num_labels < 2:
-            raise ValueError(f"num_labels={self.num_labels} must be >= 2 for task 'pair'")
+        task_named(self.task).check_num_labels(self.num_labels)
 
     @property
     def trained_splits(self) -> tuple[int, ...]:
@@ -112,8 +124,7 @@ def check_pair_head(pair_head: str, task: str) -> None:
     """The one check of a pair head against the task (a `DecoupledConfig`, training options)."""
     if pair_head not in PAIR_HEADS:
         raise ValueError(f"pair_head={pair_head!r} is unknown; use one of {', '.join(PAIR_HEADS)}")
-    if pair_head != "cls" and task != "pair":
-        raise ValueError(f"pair_head={pair_head!r} applies to task 'pair' only; leave it 'cls' for task {task!r}")
+    task_named(task).check_pair_head(pair_head)
 
 
 def check_fits(split: int, compression_ratio: int, num_layers: int, width: int, *, model: str | None = None,

@@ -26,8 +26,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import (
     AutoConfig,
-    AutoModelForQuestionAnswering,
-    AutoModelForSequenceClassification,
     AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
@@ -37,6 +35,7 @@ from transformers.masking_utils import create_bidirectional_mask
 from trainables.model.config import DecoupledConfig
 from trainables.model.quantization import dequantize, quantize
 from trainables.model.source import resolve_model
+from trainables.tasks.registry import task_named
 
 EXTRA_WEIGHTS = "decoupled.safetensors"
 # Families whose position ids start after the padding index (fairseq convention).
@@ -106,19 +105,17 @@ class DecoupledModel(nn.Module):
     def from_hf(cls, name_or_path: str | Path, config: DecoupledConfig) -> "DecoupledModel":
         """Decouple a plain HF checkpoint (bare encoder, QA or classification head; a missing head starts random)."""
         name_or_path = resolve_model(name_or_path)
-        auto = AutoModelForQuestionAnswering if config.task == "qa" else AutoModelForSequenceClassification
-        kwargs = {} if config.task == "qa" else {"num_labels": config.num_labels}
-        model = cls(auto.from_pretrained(name_or_path, **kwargs), config)
+        task = task_named(config.task)
+        model = cls(task.auto_class().from_pretrained(name_or_path, **task.head_kwargs(config.num_labels)), config)
         model.tokenizer = _maybe_tokenizer(name_or_path)
         return model
 
     @classmethod
     def from_hf_config(cls, hf_config: PretrainedConfig, config: DecoupledConfig) -> "DecoupledModel":
         """Random weights of the given architecture (tests, shape benchmarks)."""
-        if config.task == "pair":
-            hf_config.num_labels = config.num_labels
-        auto = AutoModelForQuestionAnswering if config.task == "qa" else AutoModelForSequenceClassification
-        return cls(auto.from_config(hf_config), config)
+        task = task_named(config.task)
+        hf_config.update(task.head_kwargs(config.num_labels))
+        return cls(task.auto_class().from_config(hf_config), config)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **overrides) -> "DecoupledModel":
@@ -359,36 +356,13 @@ class DecoupledModel(nn.Module):
 
     def _head(self, sequence: torch.Tensor, mask: torch.Tensor, question_len: int) -> DecoupledOutput:
         """Task head on the final joint states (B, T, d) with their (B, T) mask, the first ``question_len`` the
-        question's."""
-        if self.config.task == "qa":
-            start, end = self.hf.qa_outputs(sequence).split(1, dim=-1)  # (B, T, 1) each
-            return DecoupledOutput(start_logits=start.squeeze(-1).contiguous(), end_logits=end.squeeze(-1).contiguous())
-        classifier = self.hf.classifier
-        if isinstance(classifier, nn.Linear):  # BERT-style: pooler (dense+tanh on [CLS]) -> dropout -> linear
-            logits = classifier(self.hf.dropout(self._base.pooler(sequence)))
-        else:
-            logits = classifier(sequence)  # RoBERTa/ELECTRA heads read [CLS] themselves
-        if self.pair_features is not None:
-            logits = logits + self.pair_features(segment_features(sequence, mask, question_len))
-        return DecoupledOutput(logits=logits)
+        question's (the task's own head: `Task.head`)."""
+        return DecoupledOutput(**task_named(self.config.task).head(self, sequence, mask, question_len))
 
 
 def _joint_positions(mask: torch.Tensor) -> torch.Tensor:
     """Positions over the joint sequence counting real tokens only: (B, T) mask -> (B, T) ids (pads repeat)."""
     return (mask.long().cumsum(dim=1) - 1).clamp_min(0)
-
-
-def segment_features(states: torch.Tensor, mask: torch.Tensor, question_len: int) -> torch.Tensor:
-    """SBERT's pair features of joint states (B, T, d) with their (B, T) mask, the first ``question_len`` positions the
-    question's: (B, 4d) = [u, v, |u - v|, u * v], u and v the means of the question's and the passage's real-token
-    states (a segment without real tokens has mean 0)."""
-    weights = mask.to(states.dtype)[..., None]  # (B, T, 1)
-
-    def mean(part: slice) -> torch.Tensor:  # (B, d)
-        return (states[:, part] * weights[:, part]).sum(1) / weights[:, part].sum(1).clamp_min(1.0)
-
-    u, v = mean(slice(0, question_len)), mean(slice(question_len, None))
-    return torch.cat([u, v, (u - v).abs(), u * v], dim=-1)
 
 
 def cross_segment_bias(mask: torch.Tensor, question_len: int, cross: float, dtype: torch.dtype) -> torch.Tensor:
@@ -435,7 +409,7 @@ def _zero_embedding(like: nn.Embedding) -> nn.Embedding:
 def _same_extras(saved: dict, config: DecoupledConfig) -> bool:
     """Saved decoupling layers apply only when the overrides kept the settings that shape them, and a split the model
     was trained at."""
-    keys = ("compression_ratio", "cross_embeddings", "pair_head")
+    keys = DecoupledConfig.LAYER_SETTINGS
     trained = saved.get("splits") or (saved.get("split", DecoupledConfig.split),)
     return config.split in trained and all(saved.get(k, getattr(DecoupledConfig(), k)) == getattr(config, k)
                                            for k in keys)

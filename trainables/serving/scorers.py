@@ -19,6 +19,7 @@ from trainables.cache.format import CacheError, tokenizer_sha256
 from trainables.cache.reader import CachedWindows, PassageCache
 from trainables.model.decoupled import DecoupledModel, load_decoupled
 from trainables.serving.options import ServeOptions
+from trainables.tasks.registry import task_named
 
 Timing = Callable[[str], AbstractContextManager]
 """``timing(phase)``: a block whose wall time counts towards ``phase`` (`trainables.serving.engine.Timer`)."""
@@ -91,7 +92,7 @@ def load_scorer(options: ServeOptions, cache: PassageCache) -> Scorer:
         model = load_decoupled(options.model, **cache.model_overrides())
         cache.check_model(model)
         scorer = CachedScorer(model, options.device)
-    if model.config.task != "qa":
+    if not task_named(model.config.task).extracts_answers:
         raise ValueError(f"model {options.model} is a {model.config.task!r} model; serve answers questions: give a "
                          "QA model")
     return scorer

@@ -39,9 +39,9 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from transformers import AutoTokenizer
 
 from trainables import storage
-from trainables.metrics.evaluation import evaluate_pairs, evaluate_qa
 from trainables.model.compression_fit import fit_projection_pair
 from trainables.model.decoupled import DecoupledModel
+from trainables.tasks.registry import task_named
 from trainables.training.augment import masked_batch
 from trainables.training.checkpoints import optimizer_state, persist_checkpoint, save_checkpoint, trainer_state
 from trainables.training.config import LoopConfig
@@ -106,13 +106,6 @@ def reconstruction_error(compressor: nn.Linear, decompressor: nn.Linear, states:
     with torch.no_grad():
         x = states.to(compressor.weight)[None]  # (1, N, width)
         return relative_mse(decompressor(compressor(x)), x, x.new_ones(x.shape[:2])).item()
-
-
-def name_classes(model: DecoupledModel, names: tuple[str, ...]) -> None:
-    """Record the data's class names in the model's config (``id2label`` / ``label2id``, saved in config.json), so the
-    checkpoint says which class each logit is and evaluation can check its data against them."""
-    model.hf_config.id2label = dict(enumerate(names))
-    model.hf_config.label2id = {name: i for i, name in enumerate(names)}
 
 
 def set_dropout(model: nn.Module, p: float) -> None:
@@ -180,12 +173,12 @@ class Worker:
         """Train from scratch or from ``resume_dir``; ``report`` is called once per epoch."""
         start_epoch = self.setup(resume_dir)
         once = self.setup_metrics
-        for epoch in range(start_epoch, self.cfg.epochs):
-            self._enter_phase(self.cfg.phase_of(epoch), optimizer_state=None)
+        for epoch in range(start_epoch, self.cfg.optim.epochs):
+            self._enter_phase(self.cfg.optim.phase_of(epoch), optimizer_state=None)
             metrics = {**self._train_epoch(epoch), **once, **self.probe_metrics,
                        "torch_threads": float(torch.get_num_threads())}  # the CPUs Ray gave this worker
             once = {}
-            evaluation, predictions = self._evaluate(every_split=epoch == self.cfg.epochs - 1)
+            evaluation, predictions = self._evaluate(every_split=epoch == self.cfg.optim.epochs - 1)
             metrics.update(evaluation)
             self._report(epoch, metrics, predictions, report)
 
@@ -194,7 +187,7 @@ class Worker:
         cfg = self.cfg
         if cfg.probe is not None and self.rank == 0:  # first: on a quiet worker, before anything is seeded
             self.probe_metrics = dict(cfg.probe())
-        seed_everything(cfg.seed)
+        seed_everything(cfg.optim.seed)
         tokenizer = load_tokenizer(resume_dir or Path(cfg.init_path))
         self.data = load_task_data(cfg.data, tokenizer)
         if self.cfg.progress or self.data.problems:  # a sweep trial's console shows only data with problems
@@ -202,25 +195,24 @@ class Worker:
         self.student = build_student(cfg, self.data.num_labels, resume_dir)
         self.student.tokenizer = tokenizer
         fitted = self._fit_compression() if resume_dir is None else {}
-        if cfg.decoupled.task == "pair":
-            name_classes(self.student, self.data.label_names)
-        if cfg.mask_augment > 0:
+        task_named(cfg.decoupled.task).name_classes(self.student, self.data.label_names)
+        if cfg.optim.mask_augment > 0:
             if tokenizer.mask_token_id is None:
                 raise ValueError("mask_augment: the model's tokenizer has no mask token; set mask_augment to 0")
             special = torch.tensor(tokenizer.all_special_ids, device=self.device)  # on the device once, not per step
-            self.masking = (cfg.mask_augment, tokenizer.mask_token_id, special)
+            self.masking = (cfg.optim.mask_augment, tokenizer.mask_token_id, special)
         if cfg.optim.dropout is not None:
             set_dropout(self.student, cfg.optim.dropout)
         self.model = self._prepare_model()
         self.loader, self.sampler = self._train_loader()
         start_epoch = self._restore(resume_dir)
-        if start_epoch >= cfg.epochs:
-            raise ValueError(f"resume_from: the checkpoint already finished epoch {start_epoch} of {cfg.epochs}; "
+        if start_epoch >= cfg.optim.epochs:
+            raise ValueError(f"resume_from: the checkpoint already finished epoch {start_epoch} of {cfg.optim.epochs}; "
                              "raise epochs to train further")
         # Once per attempt: the step it starts from (0 when fresh; the checkpoint's step after a restart or resume).
         self.setup_metrics = {**self._setup_teacher(), **fitted, "start_step": self.global_step}
-        self._enter_phase(cfg.phase_of(start_epoch), optimizer_state=None, first_epoch=start_epoch)
-        torch.manual_seed(cfg.seed + 1000 * self.rank + start_epoch)  # dropout differs across replicas and resumes
+        self._enter_phase(cfg.optim.phase_of(start_epoch), optimizer_state=None, first_epoch=start_epoch)
+        torch.manual_seed(cfg.optim.seed + 1000 * self.rank + start_epoch)  # dropout differs across replicas and resumes
         return start_epoch
 
     def _fit_compression(self) -> dict:
@@ -239,7 +231,7 @@ class Worker:
         states = []
         student.eval()
         with torch.no_grad():
-            for batch in DataLoader(Subset(rows, picked), batch_size=self.cfg.eval_batch_size):
+            for batch in DataLoader(Subset(rows, picked), batch_size=self.cfg.optim.eval_batch_size):
                 mask = batch["passage_mask"].to(self.device)
                 lower = student.encode_passage(batch["passage_ids"].to(self.device), mask, compress=False,
                                                store=False).values  # (B, P, width)
@@ -257,15 +249,15 @@ class Worker:
         import ray.train.torch
 
         # Phase 1 leaves all but the compression layers without gradients, which DDP must be told.
-        kwargs = {"find_unused_parameters": self.cfg.phase1_epochs > 0}
+        kwargs = {"find_unused_parameters": self.cfg.optim.compression_phase1_epochs > 0}
         return ray.train.torch.prepare_model(objective, parallel_strategy_kwargs=kwargs)
 
     def _train_loader(self) -> tuple[DataLoader, DistributedSampler]:
         rows = Rows(self.data.train)
         # Our own sampler (also for one worker): the order of epoch e depends only on (seed, e), so resumes repeat it.
         sampler = DistributedSampler(rows, num_replicas=self.world_size, rank=self.rank, shuffle=True,
-                                     seed=self.cfg.seed)
-        loader = DataLoader(rows, batch_size=self.cfg.batch_size, sampler=sampler)
+                                     seed=self.cfg.optim.seed)
+        loader = DataLoader(rows, batch_size=self.cfg.optim.batch_size, sampler=sampler)
         if self.world_size > 1:
             import ray.train.torch
 
@@ -282,7 +274,7 @@ class Worker:
         # A checkpoint from the last epoch of phase 1 resumes into a fresh phase-2 optimizer, as an unbroken run does.
         saved = optimizer_state(resume_dir, self.device)  # None: a finished, published model keeps none
         resumable = saved is not None
-        if resumable and epoch < self.cfg.epochs and self.cfg.phase_of(epoch) == state["phase"]:
+        if resumable and epoch < self.cfg.optim.epochs and self.cfg.optim.phase_of(epoch) == state["phase"]:
             self._enter_phase(state["phase"], optimizer_state=saved)
         fresh = "" if resumable else " with a fresh optimizer (the checkpoint keeps no optimizer state)"
         self._say(f"resumed from {resume_dir} after epoch {epoch} (step {self.global_step}){fresh}")
@@ -297,8 +289,8 @@ class Worker:
         cfg = self.cfg
         self.phase = phase
         if first_epoch is None:
-            first_epoch = 0 if phase == 1 else cfg.phase1_epochs
-        epochs = (cfg.phase1_epochs if phase == 1 else cfg.epochs) - first_epoch
+            first_epoch = 0 if phase == 1 else cfg.optim.compression_phase1_epochs
+        epochs = (cfg.optim.compression_phase1_epochs if phase == 1 else cfg.optim.epochs) - first_epoch
         named = list(self.student.named_parameters())
         if phase == 1:
             named = [(n, p) for n, p in named if n.startswith(("compressor.", "decompressor."))]
@@ -337,7 +329,7 @@ class Worker:
         self.sampler.set_epoch(epoch)
         sums = torch.zeros(len(TERMS) + 2, device=self.device)  # loss terms, then steps, then rows
         active: set[str] = set()
-        progress = _Progress(f"epoch {epoch + 1}/{self.cfg.epochs} (phase {self.phase})", len(self.loader),
+        progress = _Progress(f"epoch {epoch + 1}/{self.cfg.optim.epochs} (phase {self.phase})", len(self.loader),
                              enabled=self.cfg.progress and self.rank == 0)
         start = time.perf_counter()
         for batch in self.loader:
@@ -359,7 +351,7 @@ class Worker:
         metrics = {f"train_{name}": (sums[TERMS.index(name)] / sums[-2]).item() for name in TERMS if name in active}
         if self.phase == 2:
             metrics.update(self.loss_step.shares(metrics))
-            if self.cfg.split_anneal > 0:
+            if self.cfg.distill.split_anneal > 0:
                 metrics["lower_cross"] = self.lower_cross(self.global_step - 1)  # at the epoch's last step
         metrics.update(
             epoch=epoch + 1,
@@ -376,7 +368,7 @@ class Worker:
     def train_step(self, batch: dict) -> dict[str, torch.Tensor]:
         """One optimizer step on ``batch`` (tensors on this worker's device) at this step's splits (one, but for an
         any-split student); returns the detached loss terms, averaged over those splits."""
-        splits = step_splits(self.cfg.decoupled.trained_splits, self.cfg.splits_per_step, self.global_step)
+        splits = step_splits(self.cfg.decoupled.trained_splits, self.cfg.distill.splits_per_step, self.global_step)
         mean: dict[str, torch.Tensor] = {}
         for split in splits:
             terms = self._split_terms(batch, split)
@@ -406,9 +398,9 @@ class Worker:
     def lower_cross(self, global_step: int) -> float:
         """The weight of the lower layers' attention across segments at ``global_step`` (`split_anneal`): 1 falling
         linearly to 0 over the first ``split_anneal`` of phase 2's steps, then 0 (decoupled)."""
-        phase2_steps = (self.cfg.epochs - self.cfg.phase1_epochs) * len(self.loader)
-        anneal_steps = self.cfg.split_anneal * phase2_steps
-        step = global_step - self.cfg.phase1_epochs * len(self.loader)
+        phase2_steps = (self.cfg.optim.epochs - self.cfg.optim.compression_phase1_epochs) * len(self.loader)
+        anneal_steps = self.cfg.distill.split_anneal * phase2_steps
+        step = global_step - self.cfg.optim.compression_phase1_epochs * len(self.loader)
         return max(0.0, 1.0 - step / anneal_steps) if anneal_steps > 0 else 0.0
 
     # ---- evaluation and checkpoints -------------------------------------------------------------------------------
@@ -443,20 +435,14 @@ class Worker:
         return scores
 
     def _score(self) -> tuple[dict, dict]:
-        data, kwargs = self.data.eval, dict(batch_size=self.cfg.eval_batch_size, device=self.device)
-        if self.cfg.decoupled.task == "qa":
-            version_2 = any(ex.is_impossible for ex in data.examples)
-            scores, predictions = evaluate_qa(self.student, data, version_2=version_2, **kwargs)
-            headline = scores["f1"]
-        else:
-            scores, labels = evaluate_pairs(self.student, data, **kwargs)
-            predictions = {ex.id: self.data.label_names[y] for ex, y in zip(data.examples, labels)}
-            headline = scores["accuracy"]
+        task = task_named(self.cfg.decoupled.task)
+        scores, predictions = task.evaluate(self.student, self.data.eval, self.data.label_names,
+                                            batch_size=self.cfg.optim.eval_batch_size, device=self.device)
         numeric = {f"eval_{k}": float(v) for k, v in scores.items() if isinstance(v, (int, float))}
-        return {**numeric, "eval_score": float(headline)}, predictions
+        return {**numeric, "eval_score": float(scores[task.metric])}, predictions
 
     def _report(self, epoch: int, metrics: dict, predictions: dict, report: Report) -> None:
-        self._say(f"epoch {epoch + 1}/{self.cfg.epochs}: " + ", ".join(
+        self._say(f"epoch {epoch + 1}/{self.cfg.optim.epochs}: " + ", ".join(
             f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train_loss", "eval_", "share_"))))
         if self.rank != 0:
             report(metrics, None)

@@ -12,6 +12,7 @@ import torch.distributed as dist
 
 from trainables import storage
 from trainables.model.decoupled import DecoupledModel, DecoupledOutput
+from trainables.tasks.registry import task_named
 from trainables.training.config import LoopConfig
 from trainables.training.optim import autocast
 from trainables.training.task_data import Rows
@@ -62,22 +63,17 @@ def all_teacher_logits(teacher: DecoupledModel, rows: Rows, cfg: LoopConfig, ran
     share = math.ceil(len(rows) / world_size)
     lo, hi = min(len(rows), rank * share), min(len(rows), (rank + 1) * share)
     chunks = []
-    for start in range(lo, hi, cfg.eval_batch_size):
-        batch = {k: v[start: min(hi, start + cfg.eval_batch_size)].to(device) for k, v in rows.tensors.items()}
+    for start in range(lo, hi, cfg.optim.eval_batch_size):
+        batch = {k: v[start: min(hi, start + cfg.optim.eval_batch_size)].to(device) for k, v in rows.tensors.items()}
         with autocast(cfg.optim.precision, device):
             chunks.append(task_logits(teacher_forward(teacher, batch, False, False)).float())
     local = torch.cat(chunks) if chunks else torch.empty(0, device=device)
     if world_size == 1:
         return local
-    shape = _logit_shape(teacher, rows, cfg.decoupled.task)
+    joint_len = rows.tensors["question_ids"].shape[1] + rows.tensors["passage_ids"].shape[1]
+    shape = task_named(cfg.decoupled.task).logit_shape(joint_len, teacher.config.num_labels)
     padded = torch.zeros((share, *shape), device=device)
     padded[: local.shape[0]] = local.reshape(-1, *shape)
     gathered = [torch.empty_like(padded) for _ in range(world_size)]
     dist.all_gather(gathered, padded)
     return torch.cat(gathered)[: len(rows)]
-
-
-def _logit_shape(teacher: DecoupledModel, rows: Rows, task: str) -> tuple[int, ...]:
-    if task == "qa":
-        return (2, rows.tensors["question_ids"].shape[1] + rows.tensors["passage_ids"].shape[1])
-    return (teacher.config.num_labels,)
