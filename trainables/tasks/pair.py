@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 from trainables.data.errors import LoadReport
+from trainables.data.suffixes import task_of_file
 from trainables.tasks.base import Task, TaskData, check_usable
 
 
@@ -59,7 +60,7 @@ class PairTask(Task):
         model.hf_config.label2id = {name: i for i, name in enumerate(names)}
 
     def recognises(self, data: str) -> bool:
-        return data.endswith((".tsv", ".jsonl")) or data.startswith(("glue", "nyu-mll/glue"))
+        return task_of_file(data) == self.name or data.startswith(("glue", "nyu-mll/glue"))
 
     def check_options(self, o) -> None:
         if not 0 < o.eval_fraction < 1:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from trainables.data.errors import LoadReport
+from trainables.data.suffixes import task_of_file
 from trainables.tasks.base import Task, TaskData, check_usable
 
 
@@ -37,7 +38,7 @@ class QATask(Task):
         return (2, joint_len)
 
     def recognises(self, data: str) -> bool:
-        return data.endswith(".json") or data.startswith("synthetic")
+        return task_of_file(data) == self.name or data.startswith("synthetic")
 
     def check_options(self, o) -> None:
         if o.doc_stride >= o.max_passage_len - 1:
