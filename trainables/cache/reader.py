@@ -92,7 +92,7 @@ class PassageCache:
     # ---- trust ----------------------------------------------------------------------------------------------------
     def model_overrides(self) -> dict:
         """The cache's split, ratio and dtype, as ``DecoupledModel.from_pretrained(path, **overrides)`` takes them."""
-        return {k: getattr(self.manifest, k) for k in ("split", "compression_ratio", "cache_dtype")}
+        return self.manifest.cache_settings()
 
     def check_model(self, model: DecoupledModel, *, max_passage_len: int | None = None,
                     doc_stride: int | None = None) -> None:

@@ -105,8 +105,7 @@ class AnswerEngine:
         state_bytes = self.windows.states.nbytes()
         return {
             "model": self.options.model, "baseline": self.options.baseline, "scorer": self.scorer.kind,
-            "split": config.split, "compression_ratio": config.compression_ratio,
-            "cache_dtype": m.cache_dtype if self.options.baseline is None else None,
+            **config.cache_settings(), "cache_dtype": m.cache_dtype if self.options.baseline is None else None,
             "max_question_len": config.max_question_len, "max_passage_len": m.max_passage_len,
             "doc_stride": m.doc_stride, "cache": self.options.cache, "passages": m.passages, "windows": m.windows,
             "cache_bytes": sum(s.bytes for s in m.shards), "state_bytes_in_memory": state_bytes,
