@@ -91,6 +91,11 @@ class QAFeatures:
     def __len__(self) -> int:
         return int(self.question_ids.shape[0])
 
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """What a training row is scored against, by the loss's names: the answer's start and end (N,)."""
+        return {"start_positions": self.start_positions, "end_positions": self.end_positions}
+
 
 @dataclass(frozen=True)
 class PairExample:
@@ -119,6 +124,11 @@ class PairFeatures:
 
     def __len__(self) -> int:
         return int(self.question_ids.shape[0])
+
+    @property
+    def targets(self) -> dict[str, torch.Tensor]:
+        """What a training row is scored against, by the loss's names: its class (N,)."""
+        return {"labels": self.labels}
 
 
 def question_room(max_question_len: int) -> int:

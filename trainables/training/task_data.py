@@ -25,11 +25,8 @@ class Rows(Dataset):
             "question_mask": features.question_mask,
             "passage_ids": features.passage_ids,
             "passage_mask": features.passage_mask,
+            **features.targets,
         }
-        if isinstance(features, QAFeatures):
-            self.tensors.update(start_positions=features.start_positions, end_positions=features.end_positions)
-        else:
-            self.tensors["labels"] = features.labels
 
     def __len__(self) -> int:
         return int(self.tensors["question_ids"].shape[0])
