@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from orchestrator.model_settings import describe, read_trained_settings
+from trainables.model.devices import check_device
+from trainables.model.source import resolve_model
+
 if TYPE_CHECKING:
     from trainables.cache.reader import CachedAnswer
 
@@ -35,8 +39,6 @@ class AnswerOptions:
     """Torch device for the model: cpu, cuda or cuda:N."""
 
     def __post_init__(self) -> None:
-        from trainables.model.devices import check_device
-
         check_device(self.device)
         if not self.question.strip():
             raise ValueError('question is empty; pass --question "..."')
@@ -80,9 +82,7 @@ def cut_question_line(tokenizer, question: str, max_question_len: int) -> str | 
 def settings_line(options: AnswerOptions) -> str:
     """What the answer used, and from where: the question length the model was trained with, the cache's windows;
     and the model's training windows when the cache's differ from them."""
-    from orchestrator.model_settings import describe, read_trained_settings
     from trainables.cache.format import MANIFEST, read_manifest
-    from trainables.model.source import resolve_model
 
     trained = read_trained_settings(resolve_model(options.model)).recorded
     manifest = read_manifest(options.cache)

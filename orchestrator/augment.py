@@ -19,7 +19,8 @@ from pathlib import Path
 
 from trainables import storage
 from trainables.data.errors import DataError
-from trainables.model.source import DEFAULT_MODEL
+from trainables.data.label_sets import parse_labels
+from trainables.model.source import DEFAULT_MODEL, resolve_model
 
 METHODS = ("substitute", "neighbours")
 HEADER = ("id", "sentence1", "sentence2", "label")
@@ -91,10 +92,8 @@ def augment(options: AugmentOptions) -> AugmentResult:
 
     from orchestrator.evaluate import EvalOptions, load_model, settle
     from trainables.data.features import PairExample
-    from trainables.data.label_sets import parse_labels
     from trainables.data.pairs import build_pair_features, load_pairs
     from trainables.metrics.evaluation import evaluate_pairs
-    from trainables.model.source import resolve_model
 
     start = time.perf_counter()
     examples, label_names, report = load_pairs(options.data, labels=parse_labels(options.labels))

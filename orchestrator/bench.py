@@ -14,7 +14,8 @@ import torch
 
 from orchestrator.errors import UserError
 from orchestrator.text_table import aligned
-from trainables.model.config import CACHE_DTYPES, check_fits, check_split_in
+from trainables.model.config import CACHE_DTYPES, DecoupledConfig, check_fits, check_split_in
+from trainables.model.source import resolve_model
 from trainables.speed.flops import SHAPE_PRESETS, ModelShape
 from trainables.speed.reliability import UNRELIABLE_MARK, cores, is_reliable
 from trainables.speed.timing import DEVICES, BenchBatch, TimingOptions, measure_speedup, memory_method, torch_threads
@@ -143,7 +144,6 @@ def _hf_config(options: BenchOptions):
             vocab_size=s.vocab, hidden_size=s.hidden, num_hidden_layers=s.layers, num_attention_heads=s.heads,
             intermediate_size=s.intermediate, max_position_embeddings=SHAPE_MAX_POSITIONS,
         )
-    from trainables.model.source import resolve_model
 
     try:
         return AutoConfig.from_pretrained(resolve_model(options.model), local_files_only=True)
@@ -153,7 +153,6 @@ def _hf_config(options: BenchOptions):
 
 def _build_model(options: BenchOptions, hf_config, split: int):
     """The decoupled model at ``split``; random weights from ``options.seed`` for a shape, else the checkpoint's."""
-    from trainables.model.config import DecoupledConfig
     from trainables.model.decoupled import DecoupledModel
 
     config = DecoupledConfig(

@@ -45,6 +45,7 @@ from trainables.data.errors import DataError, LoadReport
 from trainables.data.features import check_joint_length
 from trainables.model.quantization import state_bytes_per_token
 
+
 @dataclass
 class BuildSummary:
     """What a build did; ``windows_per_second`` covers the Ray Data pipeline (actor start-up and writes included)."""

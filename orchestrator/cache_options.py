@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from orchestrator.model_settings import read_trained_settings
 from trainables import storage
 from trainables.model.config import CACHE_DTYPES, DecoupledConfig
 from trainables.model.source import resolve_model
@@ -76,7 +77,6 @@ class CacheBuildOptions:
     def settled(self) -> tuple["CacheBuildOptions", str | None]:
         """These options with the windows left unset taken from the model's training settings, else the defaults;
         and the line saying what was taken from the model (None when nothing was)."""
-        from orchestrator.model_settings import read_trained_settings
         from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN
 
         trained = read_trained_settings(resolve_model(self.model))

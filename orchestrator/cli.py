@@ -16,6 +16,8 @@ import sys
 import time
 from collections.abc import Sequence
 
+from orchestrator.console import console
+from orchestrator.disk_full import disk_full
 from orchestrator.errors import UserError
 from orchestrator.interrupt import as_interrupted, stop_on_signals
 
@@ -71,8 +73,6 @@ def add_verbose(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orchestrator.console import console
-
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"decouple {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except Exception as err:  # a disk that filled mid-run is one line; anything else stays a bug's traceback
-        from orchestrator.disk_full import disk_full
 
         full = disk_full(err)
         if full is None or os.environ.get(DEBUG_ENV):

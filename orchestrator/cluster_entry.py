@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 import sys
 
+from orchestrator.cli import main as decouple
+
 HEAD_MLFLOW = "http://127.0.0.1:5000"
 """Where cluster.yaml's head runs `mlflow server` (localhost only; trial drivers run on the head)."""
 STORAGE_ENV = "DECOUPLE_STORAGE"
@@ -38,8 +40,6 @@ def with_cluster_defaults(argv: list[str], env: dict[str, str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orchestrator.cli import main as decouple
-
     args = with_cluster_defaults(sys.argv[1:] if argv is None else argv, dict(os.environ))
     os.environ.setdefault("RAY_ADDRESS", "auto")
     print("[cluster] decouple " + " ".join(args), flush=True)

@@ -12,9 +12,10 @@ from orchestrator.progress import Progress
 from trainables.data.errors import DataError
 from trainables.data.features import DOC_STRIDE, MAX_PASSAGE_LEN, check_joint_length
 from trainables.data.label_sets import parse_labels
+from trainables.model.checkpoint_files import untrained_head
 from trainables.model.config import CACHE_DTYPES, DecoupledConfig
 from trainables.model.devices import check_device
-from trainables.model.source import DEFAULT_MODEL
+from trainables.model.source import DEFAULT_MODEL, resolve_model
 from trainables.tasks.base import Task
 from trainables.tasks.registry import TASKS, task_named, task_of_data
 
@@ -95,9 +96,6 @@ def load_model(options: EvalOptions, num_labels: int | None = None):
 def untrained_head_note(options: EvalOptions) -> str | None:
     """One line when the model's task head is not in its checkpoint (the loader starts it at random, so scores differ
     from run to run); None otherwise."""
-    from trainables.model.checkpoint_files import untrained_head
-    from trainables.model.source import resolve_model
-
     path = Path(resolve_model(options.model))
     head = untrained_head(path, options.resolved_task) if path.is_dir() else None
     if head is None:
@@ -113,8 +111,6 @@ def settle(options: EvalOptions) -> tuple[EvalOptions, list[str]]:
     otherwise is refused); the settings the model was trained with (`orchestrator.model_settings`), only those that
     mean something for the task; the defaults (`features.MAX_PASSAGE_LEN`, `features.DOC_STRIDE`).
     """
-    from trainables.model.source import resolve_model
-
     trained = read_trained_settings(resolve_model(options.model))
     task = options.task or trained.recorded.get("task", (None,))[0] or options.resolved_task
     if options.task is None and "task" in trained.recorded:
@@ -181,8 +177,6 @@ def _check_usable(examples: list, report) -> None:
 
 def _check_classes(options: EvalOptions, label_names: tuple[str, ...]) -> None:
     """Refuse data whose classes are not the ones the model's head was trained on (its ``id2label``), in order."""
-    from trainables.model.source import resolve_model
-
     names = read_trained_settings(resolve_model(options.model)).class_names
     if names and not same_classes(names, label_names):
         raise ValueError(f"data {options.data}: classes {', '.join(label_names)}, but model {options.model} was "

@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from orchestrator.console import verbose
+from orchestrator.ray_session import chosen_address, ray_session
 from trainables.serving.options import ServeOptions
 
 APP_NAME = "decouple"
@@ -30,8 +32,6 @@ failure here is the machine's, e.g. memory, and retrying it twenty times, Serve'
 
 def serve(options: ServeOptions, *, say: Callable[[str], None]) -> None:
     """Check, start, serve until interrupted (`KeyboardInterrupt`), stop. ``say`` gets the command's lines."""
-    from orchestrator.ray_session import chosen_address, ray_session
-
     joined = chosen_address(options.ray_address)[0] is not None
     if not joined:  # on a cluster the proxy listens on the cluster's nodes, maybe already (a Serve running there)
         check_port(options.host, options.port)
@@ -112,7 +112,6 @@ def _start(options: ServeOptions) -> None:
     """Serve's HTTP proxy on the options' host and port, then the application, waiting until its replicas run."""
     from ray import serve as ray_serve
 
-    from orchestrator.console import verbose
     from trainables.serving.replica import AnswerReplica
 
     logging_config = None if verbose() else {"log_level": "WARNING", "enable_access_log": False}

@@ -16,13 +16,24 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.console import train_log_level, worker_env
 from orchestrator.disk_full import no_space_error
 from orchestrator.publish import publish
+from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from trainables import storage
 from trainables.data.label_sets import parse_labels
 from trainables.model.source import model_location
 from trainables.options import DATA, DISTILL, OPTIM, TrainOptions
-from trainables.training.config import DataSpec, DistillSpec, LoopConfig, OptimSpec, teacher_logits_file
+from trainables.training.config import (
+    OPTIMIZER_STATE,
+    PREDICTIONS,
+    DataSpec,
+    DistillSpec,
+    LoopConfig,
+    OptimSpec,
+    teacher_logits_file,
+)
+from trainables.training.entry import train_loop_per_worker
 
 if TYPE_CHECKING:
     from orchestrator.tracking import Tracking
@@ -99,9 +110,6 @@ def _trainer(options: TrainOptions, loop, root: str, name: str, callbacks: list)
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from orchestrator.console import train_log_level, worker_env
-    from orchestrator.worker_cpus import default_worker_cpus, node_cpus
-    from trainables.training.entry import train_loop_per_worker
 
     class Trainer(TorchTrainer):
         def _register_sigint_handler(self, controller) -> None:
@@ -207,7 +215,6 @@ def _log_outputs(uri: str, run_id: str, options: TrainOptions, checkpoint: str |
     import tempfile
 
     from orchestrator.tracking import log_artifact
-    from trainables.training.config import PREDICTIONS
 
     with tempfile.TemporaryDirectory() as folder:
         options.to_yaml(Path(folder) / OPTIONS_FILE)
@@ -226,7 +233,6 @@ def log_checkpoint(uri: str, run_id: str, checkpoint: str) -> Path:
     from mlflow.tracking import MlflowClient
 
     from orchestrator.tracking import log_artifact
-    from trainables.training.config import OPTIMIZER_STATE
 
     MlflowClient(uri).set_tag(run_id, "checkpoint", checkpoint)
     folder = storage.local_copy(checkpoint)

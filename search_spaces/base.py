@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trainables.option_checks import check_sources
 from trainables.options import RUNNER, STUDENT, TrainOptions, fields_with
 
 if TYPE_CHECKING:
@@ -234,8 +235,6 @@ def check_keys(config: Mapping[str, Any]) -> None:
 def check_config(config: Mapping[str, Any], target: Target, base: Mapping[str, Any]) -> None:
     """Raise ValueError (one line naming the field) if ``config`` cannot train on ``target`` (its options checked
     against the model's files too: `check_sources`)."""
-    from trainables.option_checks import check_sources
-
     check_keys(config)
     options = trial_options(config, base)
     options.decoupled.check_against(target.num_layers, target.hidden_size)

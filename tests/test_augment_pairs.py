@@ -3,7 +3,6 @@ pairs, labelled by the teacher."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import torch

@@ -14,6 +14,7 @@ from typing import Any
 from trainables import storage
 from trainables.options import SPEED, STUDENT, TEACHER, fields_with
 from trainables.speed.trial import BenchSettings
+from trainables.training.config import TRAINER_STATE
 
 
 def teacher_key(options) -> str:
@@ -68,8 +69,6 @@ def unfinished_checkpoint(train_dir: str, epochs: int) -> str | None:
     """The newest epoch checkpoint under ``train_dir`` (a directory or bucket URI) that stopped before ``epochs``:
     the latest epoch, then the latest run (run labels end in their start time). A checkpoint still being copied
     (`trainables.training.checkpoints.persist_checkpoint`: a hidden folder until whole) is not one."""
-    from trainables.training.config import TRAINER_STATE
-
     best: tuple[int, str, str] | None = None
     for state in storage.find_files(train_dir, TRAINER_STATE):
         folder = storage.parent(state)

@@ -7,7 +7,7 @@ import math
 import sys
 from dataclasses import asdict
 
-from orchestrator.answer import AnswerOptions
+from orchestrator.answer import AnswerOptions, answer, settings_line
 from orchestrator.flags import add_option_flags, given_options
 
 
@@ -17,8 +17,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.answer import answer, settings_line
-
     options = AnswerOptions(**given_options(args, AnswerOptions))
     result, cut = answer(options)
     print(f"[answer] {settings_line(options)}", file=sys.stderr, flush=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from orchestrator.augment import AugmentOptions
+from orchestrator.augment import AugmentOptions, augment
 from orchestrator.flags import add_option_flags, given_options
 
 
@@ -20,8 +20,6 @@ def kept(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.augment import augment
-
     result = augment(AugmentOptions(**given_options(args, AugmentOptions)))
     classes = ", ".join(f"{name}: {count}" for name, count in result.added_per_class.items())
     print(f"[augment] {result.output}: the data's {result.kept} pairs, then {result.added} new ones labelled by the "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from orchestrator.bench import DEFAULT_EXPERIMENT, BenchOptions
+from orchestrator.bench import DEFAULT_EXPERIMENT, BenchOptions, format_table, log_to_mlflow, run_bench
 from orchestrator.errors import UserError
 from orchestrator.flags import add_option_flags, given_options
 
@@ -34,8 +34,6 @@ def options_from_args(args: argparse.Namespace) -> BenchOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.bench import format_table, log_to_mlflow, run_bench
-
     result = run_bench(options_from_args(args))
     print(format_table(result), flush=True)
     if args.tracking_uri:

@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-from orchestrator.evaluate import EvalOptions
+from orchestrator.evaluate import EvalOptions, evaluate, settle, untrained_head_note
 from orchestrator.flags import add_option_flags, given_options
 
 
@@ -16,8 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.evaluate import evaluate, settle, untrained_head_note
-
     options, lines = settle(EvalOptions(**given_options(args, EvalOptions)))
     for line in lines:
         print(f"[eval] {line}", file=sys.stderr, flush=True)

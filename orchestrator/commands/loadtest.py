@@ -5,7 +5,7 @@ import argparse
 import json
 
 from orchestrator.flags import add_option_flags, given_options
-from orchestrator.loadtest import LoadtestOptions
+from orchestrator.loadtest import LoadtestOptions, loadtest, summary_lines
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,8 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.loadtest import loadtest, summary_lines
-
     summary = loadtest(LoadtestOptions(**given_options(args, LoadtestOptions)))
     print(json.dumps(summary) if args.json else "\n".join(summary_lines(summary)), flush=True)
     return 0

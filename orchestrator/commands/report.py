@@ -5,7 +5,7 @@ import argparse
 import json
 
 from orchestrator.sweep.pareto import Budget
-from orchestrator.sweep.report import DEFAULT_BUDGET
+from orchestrator.sweep.report import DEFAULT_BUDGET, build_report, format_report
 from trainables.storage import resolve
 
 
@@ -21,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.sweep.report import build_report, format_report
-
     budget = Budget(args.max_drop, args.min_speedup, args.max_state_bytes_per_token)
     report = build_report(resolve(args.sweep), budget)
     print(json.dumps(report.to_dict(), default=str) if args.json else format_report(report))

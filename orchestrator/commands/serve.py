@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from orchestrator.flags import add_option_flags, given_options
+from orchestrator.serve import serve
 from trainables.serving.options import ServeOptions
 
 
@@ -13,8 +14,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.serve import serve
-
     serve(ServeOptions(**given_options(args, ServeOptions)), say=_say)
     return 0
 

@@ -10,6 +10,10 @@ import argparse
 from orchestrator.errors import UserError
 from orchestrator.flags import add_option_flags, given_options
 from orchestrator.sweep.options import SweepOptions
+from orchestrator.sweep.record import RECORD
+from orchestrator.sweep.report import format_report
+from orchestrator.sweep.spaces import load_spec
+from trainables.storage import exists, is_uri, join, resolve
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +24,6 @@ def disk_use(location: str) -> int | None:
     """Bytes under a local directory, each hard-linked file counted once; None for a bucket."""
     from pathlib import Path
 
-    from trainables.storage import is_uri
 
     if is_uri(location):
         return None
@@ -52,10 +55,7 @@ def _recorded_now(args: argparse.Namespace, storage: str) -> bool:
     stops before that is removed again, `orchestrator.sweep.runner.claimed`)."""
     import os
 
-    from orchestrator.sweep.record import RECORD
     from orchestrator.sweep.runner import existing_sweeps, sweep_name
-    from orchestrator.sweep.spaces import load_spec
-    from trainables.storage import exists, is_uri, join, resolve
 
     storage = resolve(storage)
     names = existing_sweeps(args.name or sweep_name(load_spec(args.space)[0], args.smoke), storage)
@@ -66,7 +66,6 @@ def _recorded_now(args: argparse.Namespace, storage: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator.sweep.report import format_report
     from orchestrator.sweep.runner import run_sweep
 
     try:

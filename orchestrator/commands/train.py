@@ -8,10 +8,17 @@ import shlex
 from dataclasses import fields
 from pathlib import Path
 
+from orchestrator import train as training
+from orchestrator.data_check import check_training_data
 from orchestrator.flags import add_option_flags
+from orchestrator.ray_session import ray_session
+from orchestrator.teacher_check import check_teacher
 from trainables import storage
+from trainables.model.source import model_location
+from trainables.option_checks import check_sources
 from trainables.options import TrainOptions
 from trainables.tasks.registry import task_named
+from trainables.trial_reuse import unfinished_checkpoint
 
 DEFAULT_EXPERIMENT = "decoupled-train"
 
@@ -35,13 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from orchestrator import train as training
-    from orchestrator.data_check import check_training_data
-    from orchestrator.ray_session import ray_session
-    from orchestrator.teacher_check import check_teacher
     from orchestrator.tracking import Tracking, check_tracking_uri, project_tracking_uri, ready_store
-    from trainables.model.source import model_location
-    from trainables.option_checks import check_sources
 
     options = check_sources(quiet_for_json(options_from_args(args), args))
     if args.storage_path is not None:
@@ -72,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 def kept(args: argparse.Namespace) -> str:
     """What an interrupted `decouple train` kept (its newest epoch checkpoint) and the command that resumes from it."""
-    from trainables.trial_reuse import unfinished_checkpoint
-
     options = options_from_args(args)
     root = storage.resolve(args.storage_path or options.output_dir)
     checkpoint = unfinished_checkpoint(root, options.epochs)

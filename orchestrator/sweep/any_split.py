@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from orchestrator.train import run_training
 from search_spaces.base import Target
 from trainables.model.config import format_splits
 from trainables.options import TrainOptions
@@ -28,7 +29,6 @@ def ensure_student(base: dict[str, Any], storage: str, tracking_uri: str, experi
     MLflow run nested under ``parent_run_id``), or reuse the one already there; returns its record: path, key, splits,
     the run's final metrics (held-out scores at every split, ``eval_<name>_k<split>``) and its times."""
     from orchestrator.tracking import Tracking
-    from orchestrator.train import run_training
 
     options = TrainOptions.from_dict({**base, "mode": "student"})
     key = student_key(options)

@@ -13,6 +13,9 @@ from typing import Any
 from orchestrator.errors import UserError
 from orchestrator.sweep.columns import ROW_METRICS, ROW_SETTINGS
 from orchestrator.sweep.pareto import FRONT_OBJECTIVES, Budget, credited_speedup, pareto_front, recommend
+from orchestrator.sweep.record import REFINE, SweepRecord
+from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
+from trainables.storage import exists, join
 
 DEFAULT_BUDGET = Budget()
 
@@ -50,8 +53,6 @@ def load_rows(sweep_dir: str) -> tuple[list[dict[str, Any]], dict[str, int], lis
     trained some), counts of the others by status, every trial id."""
     from ray.tune import ExperimentAnalysis
 
-    from orchestrator.sweep.record import REFINE
-    from trainables.storage import exists, join
 
     try:
         trials = list(ExperimentAnalysis(str(sweep_dir)).trials)
@@ -84,8 +85,6 @@ def overhead(rows: list[dict[str, Any]]) -> dict[str, float] | None:
 
 def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport:
     """The report of the sweep in ``sweep_dir``."""
-    from orchestrator.sweep.record import SweepRecord
-
     record = SweepRecord.load(sweep_dir)
     rows, others, trial_ids = load_rows(sweep_dir)
     return SweepReport(sweep_dir, record.teacher, rows, pareto_front(rows, FRONT_OBJECTIVES),
@@ -95,7 +94,6 @@ def build_report(sweep_dir: str, budget: Budget = DEFAULT_BUDGET) -> SweepReport
 def format_report(report: SweepReport) -> str:
     """The Pareto table, the teacher line and the recommendation, as text."""
     from orchestrator.sweep.tracking import format_table
-    from trainables.speed.reliability import UNRELIABLE_MARK, is_reliable
 
     b = report.budget
     limits = ", ".join(part for part in (

@@ -29,18 +29,37 @@ from orchestrator.ray_session import ray_session
 from orchestrator.shared_storage import check_shared
 from orchestrator.sweep.any_split import ensure_student, with_every_split
 from orchestrator.sweep.options import SweepOptions
+from orchestrator.sweep.pareto import refine_candidates
 from orchestrator.sweep.record import RECORD, REFINE, SweepRecord
+from orchestrator.sweep.report import DEFAULT_BUDGET, build_report, overhead
 from orchestrator.sweep.results import command_line, write_results
 from orchestrator.sweep.spaces import load_spec
 from orchestrator.sweep.stopping import tune_stops_on_signals
 from orchestrator.sweep.teacher import ensure_teacher, given_teacher, rescored_teacher, teacher_options
-from orchestrator.sweep.tracking import mark_stopped
+from orchestrator.sweep.tracking import (
+    SWEEP_TAG,
+    environment_tags,
+    log_summary,
+    mark_stopped,
+    reconcile_trial_runs,
+    start_sweep_run,
+)
 from orchestrator.sweep.trial import SweepTrialSteps
 from orchestrator.sweep.tuner import WORKER_CPUS, build_refine_tuner, build_tuner, concurrent_slots, trial_trainable
-from orchestrator.tracking import check_tracking_uri, default_tracking_uri, ready_store
+from orchestrator.teacher_check import check_teacher
+from orchestrator.tracking import (
+    Tracking,
+    check_tracking_uri,
+    default_tracking_uri,
+    end_run,
+    log_metrics,
+    log_params,
+    ready_store,
+)
 from orchestrator.worker_cpus import default_worker_cpus, node_cpus
 from search_spaces.base import SweepSpec, Target, validate_spec
-from trainables.model.source import resolve_model
+from trainables.model.source import model_location, resolve_model, resolve_model_path
+from trainables.option_checks import check_sources
 from trainables.options import TrainOptions
 from trainables.storage import exists, is_uri, join, resolve
 from trainables.tasks.registry import task_named
@@ -173,8 +192,6 @@ def refine(options: SweepOptions, record: SweepRecord, context: TrialContext, sw
     (`refine_candidates` over the any-split trials' report), as ``<sweep dir>/refine``."""
     from ray import tune
 
-    from orchestrator.sweep.pareto import refine_candidates
-    from orchestrator.sweep.report import DEFAULT_BUDGET, build_report
 
     splits = refine_candidates(build_report(sweep_dir).rows, DEFAULT_BUDGET, options.refine)
     if not splits:
@@ -215,10 +232,6 @@ def claimed(sweep_dir: str, fresh: bool) -> Iterator[None]:
 def _validated(spec: SweepSpec, source: Path, options: SweepOptions, storage: str,
                previous: SweepRecord | None) -> tuple[dict[str, Any], Target]:
     """The trials' base options and the target, after `validate_spec` proved the space legal on them."""
-    from orchestrator.teacher_check import check_teacher
-    from trainables.model.source import model_location, resolve_model_path
-    from trainables.option_checks import check_sources
-
     if previous:
         base = checked = previous.base
     else:
@@ -260,11 +273,8 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
                 target: Target, name: str) -> SweepRecord:
     """Train or take the teacher, size the concurrency, open the MLflow parent run, and write ``sweep.json``."""
     import ray
-
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.sweep.tracking import SWEEP_TAG, environment_tags, start_sweep_run
-    from orchestrator.tracking import Tracking, log_params
 
     tracking_uri = options.tracking_uri or default_tracking_uri(storage)
     ready_store(tracking_uri)
@@ -317,10 +327,6 @@ def _new_record(spec: SweepSpec, source: Path, options: SweepOptions, storage: s
 def summarise(record: SweepRecord, sweep_dir: str, tune_wall_s: float) -> "SweepReport":
     """The sweep's report (default budget), logged to its MLflow parent run with this invocation's Tune wall time
     and the per-trial overhead; the parent run is then closed."""
-    from orchestrator.sweep.report import build_report, overhead
-    from orchestrator.sweep.tracking import log_summary, reconcile_trial_runs
-    from orchestrator.tracking import end_run, log_metrics
-
     report = build_report(sweep_dir)
     reconcile_trial_runs(record.tracking_uri, record.parent_run_id, report.trial_ids)
     log_summary(record.tracking_uri, record.parent_run_id, report.rows, report.front, report.best, record.teacher)

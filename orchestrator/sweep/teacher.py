@@ -7,7 +7,9 @@ from typing import Any
 
 from orchestrator.errors import UserError
 from orchestrator.sweep.tuner import WORKER_CPUS
+from orchestrator.train import run_training
 from search_spaces.base import STUDENT_ONLY
+from trainables.model.source import model_location
 from trainables.options import TrainOptions
 from trainables.storage import exists, join, read_record, write_text
 from trainables.tasks.registry import task_named
@@ -28,7 +30,6 @@ def ensure_teacher(base: dict[str, Any], storage: str, tracking_uri: str, experi
     """Train the teacher once into ``<storage>/teachers/<key>`` (its MLflow run nested under ``parent_run_id``, the
     sweep that needed it first), or reuse the one already there."""
     from orchestrator.tracking import Tracking
-    from orchestrator.train import run_training
 
     options = TrainOptions.from_dict(teacher_options(base))
     key = teacher_key(options)
@@ -62,8 +63,6 @@ def given_teacher(path: str, eval_data: str | None = None) -> dict[str, Any]:
     """A teacher passed with ``--teacher`` (a directory, a bucket URI or a hub name): its accuracy is the one its
     training run recorded (metrics.json); a model without that record (a hub model) needs ``eval_data`` to be scored
     on (`rescored_teacher`), and has no accuracy until then."""
-    from trainables.model.source import model_location
-
     try:
         folder = model_location(path, "--teacher")
     except ValueError as err:

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from orchestrator.disk_full import disk_full
 from orchestrator.sweep.columns import TABLE_COLUMNS
 from orchestrator.text_table import aligned
 from orchestrator.tracking import PARENT_RUN_TAG, Tracking, experiment_id, log_metrics, log_params
@@ -174,7 +175,6 @@ def mark_stopped(uri: str, parent_run_id: str, err: BaseException) -> None:
                 client.set_terminated(run.info.run_id, status)
         client.set_terminated(parent_run_id, status)
     except Exception as err:
-        from orchestrator.disk_full import disk_full
 
         if disk_full(err) is None:
             raise

@@ -18,6 +18,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from orchestrator.sweep.tracking import SWEEP_TAG, TRIAL_TAG, find_or_start_run, for_comparison
 from orchestrator.tracking import Tracking, end_run, log_metrics, log_params
 from orchestrator.train import TrainResult, log_checkpoint, run_training
+from search_spaces.base import trial_options
 from trainables.trial import ACCURACY_KEY, TrialContext
 from trainables.trial_reuse import metrics_at_split, reuses_student, reuses_teacher, unfinished_checkpoint
 
@@ -65,8 +66,6 @@ class SweepTrialSteps:
     """The sweep's MLflow parent run."""
 
     def options(self, config: Mapping[str, Any], base: Mapping[str, Any]):
-        from search_spaces.base import trial_options
-
         return trial_options(config, base)
 
     def open_run(self, options, trial_id: str) -> str:

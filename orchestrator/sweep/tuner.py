@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from orchestrator.console import quiet_optuna, verbose
 from orchestrator.sweep.record import REFINE, SweepRecord
-from search_spaces.base import SweepSpec, Target
+from search_spaces.base import BoundSpace, SweepSpec, Target
 from trainables.trial import TrialContext, run_trial
 
 DRIVER_MEMORY = 256 * 2**20
@@ -53,8 +54,6 @@ def build_searcher(spec: SweepSpec, target: Target, seed: int):
     """OptunaSearch over the space bound to ``target``, its enqueued points first."""
     from ray.tune.search.optuna import OptunaSearch
 
-    from orchestrator.console import quiet_optuna
-    from search_spaces.base import BoundSpace
 
     quiet_optuna()
 
@@ -70,7 +69,6 @@ def build_tuner(spec: SweepSpec, target: Target, record: SweepRecord, context: T
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.schedulers import ASHAScheduler
 
-    from orchestrator.console import verbose
     from orchestrator.sweep.stopping import StopOnFullDisk
     from orchestrator.sweep.trial_lines import TrialLines
 
@@ -106,7 +104,6 @@ def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialCon
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from orchestrator.console import verbose
     from orchestrator.sweep.stopping import StopOnFullDisk
     from orchestrator.sweep.trial_lines import TrialLines
 
@@ -125,7 +122,6 @@ def build_refine_tuner(splits: list[int], record: SweepRecord, context: TrialCon
 
 def trial_trainable(context: TrialContext):
     from ray import tune
-
     from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 
     resources = {"cpu": 0, "memory": DRIVER_MEMORY, HEAD_NODE_RESOURCE_NAME: ON_HEAD}

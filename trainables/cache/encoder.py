@@ -14,8 +14,7 @@ import numpy as np
 import torch
 
 from trainables.cache.format import CacheError, model_identity
-from trainables.model.decoupled import DecoupledModel
-from trainables.model.decoupled import load_decoupled
+from trainables.model.decoupled import DecoupledModel, load_decoupled
 from trainables.model.source import resolve_model
 
 RANDOM_WEIGHTS = ("model {model}: loading it twice gives different weights (a head or compressor is initialised "

@@ -27,7 +27,8 @@ from trainables.data.features import PairExample, PairFeatures, pad_ids, questio
 from trainables.data.label_sets import LabelSet
 from trainables.data.squad import SYNTHETIC, synthetic_kwargs
 from trainables.data.suffixes import FILE_SUFFIXES, task_of_file
-from trainables.data.synthetic_pairs import LABEL_NAMES as SYNTHETIC_LABELS, synthetic_pairs
+from trainables.data.synthetic_pairs import LABEL_NAMES as SYNTHETIC_LABELS
+from trainables.data.synthetic_pairs import synthetic_pairs
 
 SENTENCE1_COLUMNS = ("sentence1", "question1", "premise", "#1 String")
 SENTENCE2_COLUMNS = ("sentence2", "question2", "hypothesis", "#2 String")

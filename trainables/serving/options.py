@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from trainables.model.devices import check_device
 from trainables.options import check_finite
 
 BASELINES = ("full",)
@@ -50,8 +51,6 @@ class ServeOptions:
     one started elsewhere (`orchestrator.ray_session`)."""
 
     def __post_init__(self) -> None:
-        from trainables.model.devices import check_device
-
         for name in ("model", "cache", "host"):
             if not str(getattr(self, name)).strip():
                 raise ValueError(f"{name} is empty; pass --{name.replace('_', '-')}")

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, replace
 
 from trainables import storage
+from trainables.model.config import DecoupledConfig
+from trainables.model.source import resolve_model_path
 
 
 @dataclass(frozen=True)
@@ -40,9 +42,7 @@ def measure_trial_speed(options, bench: BenchSettings) -> dict[str, float]:
     import torch
     from transformers import AutoConfig
 
-    from trainables.model.config import DecoupledConfig
     from trainables.model.decoupled import DecoupledModel
-    from trainables.model.source import resolve_model_path
     from trainables.speed.timing import BenchBatch, TimingOptions, measure_speedup
 
     source = storage.local_copy(options.teacher) if options.teacher else resolve_model_path(options.model)

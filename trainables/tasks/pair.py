@@ -6,6 +6,7 @@ import random
 from typing import Any
 
 from trainables.data.errors import LoadReport
+from trainables.data.label_sets import parse_labels
 from trainables.data.suffixes import task_of_file
 from trainables.tasks.base import Task, TaskData, check_usable
 
@@ -67,7 +68,6 @@ class PairTask(Task):
             raise ValueError(f"eval_fraction={o.eval_fraction} must be in (0, 1)")
 
     def check_data(self, o) -> tuple[str, ...]:
-        from trainables.data.label_sets import parse_labels
         from trainables.data.pairs import load_pairs
 
         labels = parse_labels(o.labels)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from trainables.model.decoupled import DecoupledModel, DecoupledOutput
+from trainables.training.config import DistillSpec
 from trainables.training.losses import (
     attention_kl,
     cross_entropy,
@@ -22,7 +23,6 @@ from trainables.training.losses import (
     span_cross_entropy,
     span_distillation_kl,
 )
-from trainables.training.config import DistillSpec
 from trainables.training.teacher_logits import task_logits
 
 TERMS = ("loss", "ce", "kd", "hidden", "attention", "lrs", "reconstruction")
