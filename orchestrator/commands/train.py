@@ -16,17 +16,22 @@ from orchestrator.teacher_check import check_teacher
 from trainables import storage
 from trainables.model.source import model_location
 from trainables.option_checks import check_sources
-from trainables.options import TrainOptions
+from trainables.options import DATA, DISTILL, MODEL, OPTIM, RUN, SECTIONS, TrainOptions
 from trainables.tasks.registry import task_named
 from trainables.trial_reuse import unfinished_checkpoint
 
 DEFAULT_EXPERIMENT = "decoupled-train"
+SECTION_TITLES = {RUN: "run: what runs where", DATA: "data: what it trains and is scored on",
+                  MODEL: "model: how the student is decoupled", DISTILL: "distillation: how a student learns",
+                  OPTIM: "optimisation: how parameters are updated"}
+"""``--help``'s group of each options section (`trainables.options.SECTIONS`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="YAML", help="options file; command-line options override it")
-    group = parser.add_argument_group("training options (see TrainOptions)")
-    add_option_flags(group, TrainOptions, typed=False)  # from_dict converts (one error text for YAML and flags)
+    for section in SECTIONS:  # from_dict converts the values (one error text for YAML and flags)
+        group = parser.add_argument_group(SECTION_TITLES[section])
+        add_option_flags(group, TrainOptions, typed=False, only=TrainOptions().section(section))
     track = parser.add_argument_group("tracking")
     track.add_argument("--tracking-uri", help="MLflow URI (default: $MLFLOW_TRACKING_URI, else the project's "
                                                "sqlite:///<cwd>/runs/mlflow.db)")
