@@ -71,7 +71,7 @@ def no_ray_training(monkeypatch):
         return TrainResult({"eval_f1": 0.0}, None, None, 0.0, 0.0)
 
     monkeypatch.setattr("orchestrator.train.run_training", run_training)
-    monkeypatch.setattr("orchestrator.ray_session.ray_session", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr("orchestrator.commands.train.ray_session", lambda *a, **k: contextlib.nullcontext())
     return seen
 
 

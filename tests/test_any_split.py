@@ -180,7 +180,7 @@ def test_the_split_sweep_trains_once_and_scores_a_trial_per_split(tiny_qa_checkp
                                    "batch_size": 16, "lr": 1e-3, "splits_per_step": 2},
                          smoke=SmokeSize(num_samples=None, epochs=1, max_train_examples=48, max_eval_examples=24))
     """))
-    monkeypatch.setattr("orchestrator.sweep.pareto.refine_candidates", lambda rows, budget, n: [1][:n])
+    monkeypatch.setattr("orchestrator.sweep.runner.refine_candidates", lambda rows, budget, n: [1][:n])
     storage = tmp_path / "storage"
     args = ["sweep", str(space), "--smoke", "--storage", str(storage), "--model", str(tiny_qa_checkpoint),
             "--data", "synthetic:articles=10", "--max-concurrent", "1", "--refine", "1"]
