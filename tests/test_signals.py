@@ -108,10 +108,12 @@ def test_sigint_stops_a_sweep_with_its_runs_killed_and_the_command_that_continue
 
 
 def test_trial_runs_the_stop_failed_are_marked_killed_and_earlier_failures_kept(tmp_path):
-    """The race behind a red CI: a trial whose training the stop ended marks its own run FAILED before the driver
-    marks what is left; a run failed after the signal came is the stop's (KILLED), one failed before stays FAILED."""
+    """The race behind a red CI, both ways round: a trial whose training the stop ended marks its own run FAILED
+    before or after the driver marks what is left. A run failed after the signal came is the stop's (KILLED), one
+    failed before stays FAILED; a trial failing a run the driver marked KILLED leaves it KILLED."""
     from orchestrator.interrupt import Interrupted
     from orchestrator.sweep.tracking import mark_stopped
+    from orchestrator.sweep.trial import SweepTrialSteps
     from orchestrator.tracking import PARENT_RUN_TAG
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
@@ -131,6 +133,12 @@ def test_trial_runs_the_stop_failed_are_marked_killed_and_earlier_failures_kept(
     assert client.get_run(parent).info.status == "KILLED"
     mark_stopped(client.tracking_uri, parent, RuntimeError("an error, not a signal"))  # nothing failed is re-marked
     assert client.get_run(trials["failed_by_stop"]).info.status == "KILLED"
+    # The other order: the trial fails after the driver marked it KILLED, and leaves it so; a running one FAILS.
+    steps = SweepTrialSteps("s", client.tracking_uri, "e", parent)
+    steps.fail(trials["running"])
+    late = client.create_run(experiment, tags={PARENT_RUN_TAG: parent}).info.run_id
+    steps.fail(late)
+    assert (client.get_run(trials["running"]).info.status, client.get_run(late).info.status) == ("KILLED", "FAILED")
 
 
 CACHE_DRIVER = """

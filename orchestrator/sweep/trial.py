@@ -123,7 +123,10 @@ class SweepTrialSteps:
         return {**final, "checkpoint_path": str(result.checkpoint_path), "mlflow_run_id": run_id}
 
     def fail(self, run_id: str) -> None:
-        end_run(self.tracking_uri, run_id, "FAILED")
+        """The trial's run FAILED, unless the sweep's stop marked it KILLED already: a stop ends the trials' training
+        under them, and a trial may get here after the driver marked what was left (`tracking.mark_stopped`)."""
+        if MlflowClient(self.tracking_uri).get_run(run_id).info.status != "KILLED":
+            end_run(self.tracking_uri, run_id, "FAILED")
 
 
 def trial_training(options, context: TrialContext) -> str:
