@@ -174,9 +174,8 @@ def mark_stopped(uri: str, parent_run_id: str, err: BaseException) -> None:
             if run.info.status == "RUNNING" or failed_by_stop:
                 client.set_terminated(run.info.run_id, status)
         client.set_terminated(parent_run_id, status)
-    except Exception as err:
-
-        if disk_full(err) is None:
+    except Exception as error:  # ``err`` is why the sweep stopped; this is why the store could not be marked
+        if disk_full(error) is None:
             raise
 
 
